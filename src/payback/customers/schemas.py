@@ -1,0 +1,53 @@
+"""Wire format of customers and their store credit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
+
+from payback.api.types import In, ListOut, Out
+
+
+class CustomerCreate(In):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    email: Annotated[str | None, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] = None
+    locale: Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")] = "en_US"
+    country: Annotated[str | None, Field(pattern=r"^[A-Za-z]{2}$")] = None
+
+
+class CustomerOut(Out):
+    id: str
+    name: str
+    email: str | None
+    locale: str
+    country: str | None
+    created_at: datetime
+
+
+class CustomerList(ListOut):
+    data: list[CustomerOut]
+
+
+class WalletTransactionOut(Out):
+    id: str
+    kind: str
+    amount_minor: int
+    balance_after_minor: int
+    refund_id: str | None
+    payment_id: str | None
+    created_at: datetime
+
+
+class WalletOut(Out):
+    id: str
+    customer_id: str
+    currency: str
+    balance_minor: int
+    transactions: list[WalletTransactionOut] | None = None
+
+
+class WalletList(Out):
+    object: str = "list"
+    data: list[WalletOut]

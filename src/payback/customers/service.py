@@ -1,0 +1,38 @@
+"""Customer use cases: create, get, list."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, insert, select
+
+from payback.clock import Clock
+from payback.errors import NotFound, ValidationFailed
+from payback.ids import new_id
+from payback.outbox.service import emit
+from payback.customers.tables import customers
+
+_insert = insert(customers)
+
+
+def create_customer(conn: Connection, clock: Clock, *, name: str, email: str | None = None,
+                    locale: str = "en_US", country: str | None = None) -> dict:
+    if not name or not name.strip():
+        raise ValidationFailed("name must not be empty")
+    row = {"id": new_id("customer"), "name": name.strip(), "email": email, "locale": locale,
+           "country": country.upper() if country else None, "created_at": clock.now()}
+    conn.execute(_insert, row)
+    emit(conn, "customer.created", row["id"], {"id": row["id"]}, row["created_at"])
+    return row
+
+
+def get_customer(conn: Connection, customer_id: str) -> dict:
+    row = conn.execute(select(customers).where(customers.c.id == customer_id)).first()
+    if row is None:
+        raise NotFound(f"customer {customer_id} not found")
+    return dict(row._mapping)
+
+
+def list_customers(conn: Connection, *, after: str | None, limit: int) -> list[dict]:
+    q = select(customers).order_by(customers.c.id).limit(limit)
+    if after:
+        q = q.where(customers.c.id > after)
+    return [dict(r._mapping) for r in conn.execute(q)]

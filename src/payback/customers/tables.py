@@ -1,0 +1,15 @@
+"""Customers table: who is billed. Personal data lives only here."""
+
+from sqlalchemy import Column, String, Table
+
+from payback.db import UtcDateTime, metadata
+
+customers = Table(
+    "customers", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("locale", String(20), nullable=False, server_default="en_US"),
+    Column("country", String(2), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,174 @@
+"""Invoice use cases: issue (with its gapless number and journal entry), read, list, void.
+
+Each write runs inside the caller's transaction: the invoice, its lines, its ledger entry and its
+outbox event are committed together or not at all. Numbers come from ``number_series`` with a row
+lock (``UPDATE … RETURNING``), so a rolled-back invoice gives its number back: no gaps.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Sequence
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from payback.clock import Clock
+from payback.customers.service import get_customer
+from payback.errors import Conflict, NotFound
+from payback.ids import new_id
+from payback.invoicing import domain
+from payback.invoicing.tables import invoice_lines, invoices, number_series
+from payback.ledger import domain as ledger
+from payback.ledger.service import post
+from payback.money import normalise_currency
+from payback.outbox.service import emit
+from payback.payments.tables import payments
+from payback.refunds.tables import refunds
+
+_insert_invoice = insert(invoices)
+_insert_line = insert(invoice_lines)
+ACTIVE_REFUND_STATES = ("requested", "pending_approval", "approved", "processing", "succeeded")
+
+
+def next_number(conn: Connection, series: str) -> int:
+    """Take the next number of a gapless series inside the caller's transaction."""
+    stmt = (update(number_series).where(number_series.c.series == series)
+            .values(last_number=number_series.c.last_number + 1)
+            .returning(number_series.c.last_number))
+    value = conn.execute(stmt).scalar()
+    if value is None:
+        conn.execute(insert(number_series), {"series": series, "last_number": 1})
+        return 1
+    return int(value)
+
+
+def create_invoice(conn: Connection, clock: Clock, *, customer_id: str, currency: str,
+                   tax_mode: str, lines: Sequence[domain.LineInput], discount_minor: int = 0,
+                   memo: str | None = None, rounding: str = "half_up",
+                   prefix: str = "INV") -> dict:
+    currency = normalise_currency(currency)
+    get_customer(conn, customer_id)
+    computed = domain.compute_invoice(currency, tax_mode, lines, discount_minor, rounding=rounding)
+    now = clock.now()
+    invoice_id = new_id("invoice")
+    number = f"{prefix}-{next_number(conn, 'invoice:' + prefix):06d}"
+    conn.execute(_insert_invoice, {
+        "id": invoice_id, "number": number, "customer_id": customer_id, "currency": currency,
+        "tax_mode": tax_mode, "discount_minor": computed.discount_minor,
+        "subtotal_minor": computed.subtotal_minor, "net_minor": computed.net_minor,
+        "tax_minor": computed.tax_minor, "total_minor": computed.total_minor, "memo": memo,
+        "issued_at": now, "voided_at": None})
+    conn.execute(_insert_line, [_line_row(invoice_id, c) for c in computed.lines])
+    post(conn, _issue_entry(invoice_id, number, computed), now)
+    emit(conn, "invoice.created", invoice_id,
+         {"id": invoice_id, "number": number, "total_minor": computed.total_minor,
+          "currency": currency}, now)
+    return get_invoice(conn, invoice_id)
+
+
+def _line_row(invoice_id: str, c: domain.ComputedLine) -> dict:
+    return {"id": new_id("invoice_line"), "invoice_id": invoice_id, "position": c.position,
+            "kind": c.kind, "description": c.description, "sku": c.sku, "category": c.category,
+            "quantity": c.quantity, "unit_price_minor": c.unit_price_minor,
+            "line_discount_minor": c.line_discount_minor,
+            "invoice_discount_minor": c.invoice_discount_minor, "tax_rate": c.tax_rate,
+            "net_minor": c.net_minor, "tax_minor": c.tax_minor, "gross_minor": c.gross_minor,
+            "refunded_quantity": 0, "refunded_gross_minor": 0, "refunded_tax_minor": 0}
+
+
+def _issue_entry(invoice_id: str, number: str, inv: domain.ComputedInvoice) -> ledger.Entry:
+    cur = inv.currency
+    return ledger.entry("invoice.issued", invoice_id, [
+        ledger.debit(ledger.RECEIVABLE, cur, inv.total_minor),
+        ledger.credit(ledger.REVENUE, cur, inv.net_minor),
+        ledger.credit(ledger.TAX_PAYABLE, cur, inv.tax_minor),
+    ], memo=f"Invoice {number}")
+
+
+def lock_invoice(conn: Connection, invoice_id: str) -> dict:
+    """Load the invoice row and hold its lock until the transaction ends (fixed lock order:
+    invoice first, then wallet)."""
+    row = conn.execute(select(invoices).where(invoices.c.id == invoice_id)
+                       .with_for_update()).first()
+    if row is None:
+        raise NotFound(f"invoice {invoice_id} not found")
+    return dict(row._mapping)
+
+
+def load_lines(conn: Connection, invoice_id: str) -> list[dict]:
+    q = (select(invoice_lines).where(invoice_lines.c.invoice_id == invoice_id)
+         .order_by(invoice_lines.c.position))
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def get_invoice(conn: Connection, invoice_id: str) -> dict:
+    row = conn.execute(select(invoices).where(invoices.c.id == invoice_id)).first()
+    if row is None:
+        raise NotFound(f"invoice {invoice_id} not found")
+    inv = dict(row._mapping)
+    inv["lines"] = [_line_view(ln) for ln in load_lines(conn, invoice_id)]
+    inv.update(_money_summary(conn, inv))
+    return inv
+
+
+def _line_view(ln: dict) -> dict:
+    ln = dict(ln)
+    ln["tax_rate"] = str(Decimal(ln["tax_rate"]).normalize()) if ln["tax_rate"] is not None else "0"
+    ln["refundable_quantity"] = ln["quantity"] - ln["refunded_quantity"]
+    ln["refundable_gross_minor"] = ln["gross_minor"] - ln["refunded_gross_minor"]
+    return ln
+
+
+def _money_summary(conn: Connection, inv: dict) -> dict:
+    paid, refundable = conn.execute(
+        select(func.coalesce(func.sum(payments.c.amount_minor), 0),
+               func.coalesce(func.sum(payments.c.amount_minor - payments.c.refunded_minor), 0))
+        .where(payments.c.invoice_id == inv["id"])).one()
+    by_status = dict(conn.execute(
+        select(refunds.c.status, func.sum(refunds.c.amount_minor))
+        .where(refunds.c.invoice_id == inv["id"]).group_by(refunds.c.status)).all())
+    refunded = int(by_status.get("succeeded", 0) or 0)
+    pending = sum(int(v or 0) for k, v in by_status.items()
+                  if k in ACTIVE_REFUND_STATES and k != "succeeded")
+    status = domain.derive_status(inv["total_minor"], int(paid), refunded,
+                                  inv["voided_at"] is not None)
+    return {"status": status, "amount_paid_minor": int(paid), "amount_refunded_minor": refunded,
+            "amount_pending_refund_minor": pending, "amount_refundable_minor": int(refundable),
+            "amount_due_minor": max(inv["total_minor"] - int(paid), 0)
+            if inv["voided_at"] is None else 0}
+
+
+def list_invoices(conn: Connection, *, after: str | None, limit: int,
+                  customer_id: str | None = None) -> list[dict]:
+    q = select(invoices).order_by(invoices.c.id).limit(limit)
+    if after:
+        q = q.where(invoices.c.id > after)
+    if customer_id:
+        q = q.where(invoices.c.customer_id == customer_id)
+    out = []
+    for r in conn.execute(q).all():
+        inv = dict(r._mapping)
+        inv.update(_money_summary(conn, inv))
+        out.append(inv)
+    return out
+
+
+def void_invoice(conn: Connection, clock: Clock, invoice_id: str) -> dict:
+    """Void an invoice that has no payments: reverses its issue entry."""
+    inv = lock_invoice(conn, invoice_id)
+    if inv["voided_at"] is not None:
+        raise Conflict(f"invoice {inv['number']} is already void")
+    has_payment = conn.execute(select(func.count()).select_from(payments)
+                               .where(payments.c.invoice_id == invoice_id)).scalar()
+    if has_payment:
+        raise Conflict(f"invoice {inv['number']} has payments; refund them instead of voiding")
+    now = clock.now()
+    conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(voided_at=now))
+    cur = inv["currency"]
+    post(conn, ledger.entry("invoice.voided", invoice_id, [
+        ledger.debit(ledger.REVENUE, cur, inv["net_minor"]),
+        ledger.debit(ledger.TAX_PAYABLE, cur, inv["tax_minor"]),
+        ledger.credit(ledger.RECEIVABLE, cur, inv["total_minor"]),
+    ], memo=f"Void of invoice {inv['number']}"), now)
+    emit(conn, "invoice.voided", invoice_id, {"id": invoice_id}, now)
+    return get_invoice(conn, invoice_id)

@@ -1,0 +1,105 @@
+"""Wire format of refunds and refund previews."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from payback.api.types import Currency, Id, In, ListOut, Out, PositiveMinor, Quantity
+from payback.refunds.domain import REASONS, LineRequest, RefundRequest
+
+Reason = Literal[REASONS]  # type: ignore[valid-type]
+
+
+class RefundLineIn(In):
+    line_id: Id
+    quantity: Quantity
+
+
+class RefundCreate(In):
+    """``kind``: ``full`` (everything left), ``amount`` (spread pro rata over the lines) or
+    ``lines`` (named lines and quantities, shipping included)."""
+
+    kind: Literal["full", "amount", "lines"]
+    method: Literal["original_payment", "store_credit"] = "original_payment"
+    reason: Reason
+    amount_minor: PositiveMinor | None = None
+    currency: Currency | None = None
+    lines: Annotated[list[RefundLineIn] | None, Field(max_length=500)] = None
+    note: Annotated[str | None, Field(max_length=2000)] = None
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.kind == "amount" and self.amount_minor is None:
+            raise ValueError("amount_minor is required when kind is 'amount'")
+        if self.kind == "lines" and not self.lines:
+            raise ValueError("lines is required when kind is 'lines'")
+        return self
+
+    def to_domain(self) -> RefundRequest:
+        lines = tuple(LineRequest(ln.line_id, ln.quantity) for ln in self.lines or ())
+        return RefundRequest(kind=self.kind, method=self.method, reason=self.reason,
+                             amount_minor=self.amount_minor, lines=lines, note=self.note)
+
+
+class RefundLineOut(Out):
+    invoice_line_id: str
+    quantity: int
+    gross_minor: int
+    net_minor: int
+    tax_minor: int
+    discount_minor: int
+
+
+class TenderOut(Out):
+    payment_id: str
+    destination: str
+    amount_minor: int
+
+
+class PreviewTenderOut(TenderOut):
+    payment_method: str
+
+
+class RefundPreviewOut(Out):
+    object: str = "refund_preview"
+    invoice_id: str
+    currency: str
+    kind: str
+    method: str
+    reason: str
+    amount_minor: int
+    net_minor: int
+    tax_minor: int
+    refundable_before_minor: int
+    refundable_after_minor: int
+    lines: list[RefundLineOut]
+    tenders: list[PreviewTenderOut]
+
+
+class RefundSummaryOut(Out):
+    id: str
+    invoice_id: str
+    customer_id: str
+    status: str
+    kind: str
+    method: str
+    reason: str
+    note: str | None
+    currency: str
+    amount_minor: int
+    net_minor: int
+    tax_minor: int
+    created_at: datetime
+    settled_at: datetime | None
+
+
+class RefundOut(RefundSummaryOut):
+    lines: list[RefundLineOut]
+    tenders: list[TenderOut]
+
+
+class RefundList(ListOut):
+    data: list[RefundSummaryOut]

@@ -1,0 +1,22 @@
+"""HTTP routes for reports."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from payback.api.deps import Context, context
+from payback.reports import service
+
+router = APIRouter(tags=["reports"])
+
+
+@router.get("/reports/revenue")
+async def revenue(date_from: date = Query(alias="from"), date_to: date = Query(alias="to"),
+                  currency: str | None = Query(None, min_length=3, max_length=3),
+                  group_by: Literal["none", "month"] = "none",
+                  ctx: Context = Depends(context)):
+    return await ctx.read(lambda conn: service.revenue(conn, date_from, date_to, currency,
+                                                       group_by), lambda x: x)

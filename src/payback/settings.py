@@ -1,0 +1,27 @@
+"""Settings, read from ``PAYBACK_*`` environment variables (or passed in explicitly by tests).
+
+Nothing is read at import time: ``Settings()`` is built by the CLI and ``create_app``.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYBACK_", extra="ignore")
+
+    #: SQLAlchemy URL. SQLite file by default; ``postgresql+psycopg://user@host/db`` in production.
+    database_url: str = "sqlite:///payback.db"
+    #: Rounding of tax per invoice line: ``half_up`` (most EU/UK practice) or ``half_even``.
+    tax_rounding: str = "half_up"
+    #: Host and port for ``payback serve``.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Default page size and its cap for list endpoints.
+    page_size: int = 50
+    max_page_size: int = 200
+    #: How long a stored idempotent response is kept (hours), as Stripe does.
+    idempotency_retention_hours: int = 24
+    #: Seller name printed on documents and used as the invoice number prefix.
+    invoice_prefix: str = "INV"
