@@ -17,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from payback.errors import DomainError
 
-PROBLEM_TYPE_BASE = "https://payback.dev/problems/"
+# A URN, not a URL: it names the problem type without pretending to be a page we host.
+PROBLEM_TYPE_BASE = "urn:payback:problem:"
 MEDIA_TYPE = "application/problem+json"
 
 

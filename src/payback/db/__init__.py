@@ -12,6 +12,8 @@ Invariants:
 
 from __future__ import annotations
 
+import threading
+import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -92,9 +94,29 @@ def is_sqlite(conn_or_engine) -> bool:
     return conn_or_engine.dialect.name == "sqlite"
 
 
+_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
+
+
+def _sqlite_write_lock(engine: Engine) -> threading.Lock:
+    lock = _WRITE_LOCKS.get(engine)
+    if lock is None:
+        lock = _WRITE_LOCKS.setdefault(engine, threading.Lock())
+    return lock
+
+
 @contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
-    """One write transaction: commits at the end of the block, rolls back on any exception."""
+    """One write transaction: commits at the end of the block, rolls back on any exception.
+
+    On SQLite, writers of one process queue on an in-process lock before ``BEGIN IMMEDIATE``:
+    SQLite admits one writer at a time anyway, and waiting on a lock is fair and immediate where
+    SQLite's busy handler sleeps and retries (long tail latencies). Other processes (the CLI
+    beside a server) still wait through ``busy_timeout``.
+    """
+    if engine.dialect.name == "sqlite":
+        with _sqlite_write_lock(engine), engine.begin() as conn:
+            yield conn
+        return
     with engine.begin() as conn:
         yield conn
 

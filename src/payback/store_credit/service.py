@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from payback.errors import InsufficientStoreCredit, NotFound
 from payback.ids import new_id
@@ -26,11 +28,17 @@ def lock_wallet(conn: Connection, customer_id: str, currency: str, *,
                               wallets.c.currency == currency).with_for_update()
     row = conn.execute(q).first()
     if row is None and create_at is not None:
-        wallet = {"id": new_id("wallet"), "customer_id": customer_id, "currency": currency,
-                  "balance_minor": 0, "created_at": create_at}
-        conn.execute(insert(wallets), wallet)
-        return wallet
+        _create_if_missing(conn, customer_id, currency, create_at)
+        row = conn.execute(q).first()
     return dict(row._mapping) if row else None
+
+
+def _create_if_missing(conn: Connection, customer_id: str, currency: str, at: datetime) -> None:
+    """Insert an empty wallet unless a concurrent transaction just did (no unique-key error)."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(dialect_insert(wallets).values(
+        id=new_id("wallet"), customer_id=customer_id, currency=currency, balance_minor=0,
+        created_at=at).on_conflict_do_nothing(index_elements=["customer_id", "currency"]))
 
 
 def grant(conn: Connection, *, customer_id: str, currency: str, amount_minor: int, at: datetime,
