@@ -45,7 +45,9 @@ def _skip_or_fail(reason: str) -> None:
 
 
 def _worker_id() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    # The process id keeps concurrent test runs on one server (several checkouts, or a run with
+    # and one without xdist) from dropping each other's database.
+    return f'{os.environ.get("PYTEST_XDIST_WORKER", "main")}_{os.getpid()}'
 
 
 def _data_tables() -> list:

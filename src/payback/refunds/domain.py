@@ -18,7 +18,8 @@ only, and equals the line's tax exactly when the whole line has been refunded. N
 
 How the gross is taken from lines
 ---------------------------------
-- ``full``: everything that remains on every line.
+- ``full``: everything that remains on every line; on an invoice paid only in part, all the money
+  captured and not yet refunded, spread over the lines like an amount refund.
 - ``lines``: named lines and quantities. ``q`` of the ``r`` units still unrefunded on a line take
   ``remaining_gross × q / r`` (rounded half up); the last unit takes exactly the remainder.
 - ``amount``: the amount is spread over the lines in proportion to what remains on each line,
@@ -174,7 +175,7 @@ def calculate(currency: str, lines: Sequence[LineState], tenders: Sequence[Tende
     refundable = sum(t.refundable for t in tenders)
     if refundable <= 0:
         raise InvoiceNotRefundable("nothing has been paid on this invoice that can be refunded")
-    takes = _take_gross(lines, req)
+    takes = _take_gross(lines, req, refundable)
     refund_lines = tuple(_reverse_line(ln, gross, qty) for ln, gross, qty in takes if gross or qty)
     amount = sum(rl.gross_minor for rl in refund_lines)
     if amount <= 0:
@@ -191,9 +192,14 @@ def calculate(currency: str, lines: Sequence[LineState], tenders: Sequence[Tende
         refundable_before_minor=refundable, refundable_after_minor=refundable - amount)
 
 
-def _take_gross(lines: Sequence[LineState], req: RefundRequest) -> list[tuple[LineState, int, int]]:
+def _take_gross(lines: Sequence[LineState], req: RefundRequest,
+                refundable: int) -> list[tuple[LineState, int, int]]:
     """Per line: (line, gross taken, quantity returned)."""
     if req.kind == "full":
+        if sum(ln.remaining_gross for ln in lines) > refundable:
+            # Partly paid invoice: "full" gives back all the money captured, spread pro rata.
+            parts = allocate(refundable, [ln.remaining_gross for ln in lines])
+            return [(ln, part, 0) for ln, part in zip(lines, parts)]
         return [(ln, ln.remaining_gross, ln.remaining_quantity) for ln in lines]
     if req.kind == "amount":
         total_remaining = sum(ln.remaining_gross for ln in lines)

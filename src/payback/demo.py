@@ -1,0 +1,490 @@
+"""A realistic, deterministic demo data set, built only through the public service functions.
+
+``seed_demo(engine, seed=42, customers=24, invoices=240)`` creates customers in Germany, France,
+the Netherlands, Spain, Italy, the UK, the US and Japan; invoices in EUR, GBP, USD and JPY with
+their countries' real tax rates (standard, reduced and zero), tax-inclusive (consumer prices in
+Europe and Japan) and tax-exclusive (US sales tax, business customers); line and invoice
+discounts; shipping lines; card, bank-transfer and store-credit payments, partial and missing
+payments; and refunds of every kind: full, partial by amount, by line items (shipping included)
+and to store credit, some invoices refunded twice.
+
+Invariants:
+- the demo never breaks a rule: it refunds only fully paid invoices, never more than what remains
+  refundable (it reads the invoice first), and pays with store credit only what the wallet holds.
+  Any ``DomainError`` raised here is therefore a bug, in the demo or in a service;
+- everything is derived from ``random.Random(seed)`` and a stepping clock, so the same seed gives
+  the same invoices, amounts, dates and refunds (ids, being ULIDs, differ);
+- the whole year is planned first (a list of dated events), then replayed in date order, each
+  business step in its own transaction, so the progress total is known up front;
+- all dates fall in 2026, spread over the months, so monthly reports have something to show.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import Engine, func, select
+
+from payback.customers import service as customers_service
+from payback.db import read, write
+from payback.invoicing import service as invoicing
+from payback.invoicing.domain import LineInput
+from payback.invoicing.tables import invoices as invoices_table
+from payback.money import mul_div
+from payback.payments import service as payments
+from payback.refunds import service as refunds
+from payback.refunds.domain import LineRequest, RefundRequest
+from payback.store_credit import service as store_credit
+
+YEAR_START = datetime(2026, 1, 2, 8, 0, tzinfo=UTC)
+INVOICES_FROM = datetime(2026, 1, 12, 8, 0, tzinfo=UTC)
+INVOICES_UNTIL = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
+YEAR_END = datetime(2026, 12, 31, 20, 0, tzinfo=UTC)
+
+Progress = Callable[[int, int], None]
+
+
+class SteppingClock:
+    """A clock that only moves forward, to the time of the event being replayed."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def move_to(self, at: datetime) -> None:
+        self._now = max(self._now, at)
+
+    def tick(self, minutes: int = 1) -> None:
+        self._now += timedelta(minutes=minutes)
+
+
+# ----------------------------------------------------------------------------- reference data
+
+# country -> (currency, locale, region tax key(s), first names, last names, companies)
+COUNTRIES = {
+    "DE": ("EUR", "de_DE", ["DE"], ["Lena", "Jonas", "Mia", "Felix", "Hannah", "Lukas"],
+           ["Hoffmann", "Schneider", "Becker", "Wagner", "Schulz"],
+           ["Bergmann Feinkost GmbH", "Nordlicht Design GmbH"]),
+    "GB": ("GBP", "en_GB", ["GB"], ["Oliver", "Amelia", "Harry", "Isla", "George", "Ava"],
+           ["Thompson", "Patel", "Evans", "Walker", "Hughes"],
+           ["Harrow & Finch Ltd", "Kestrel Studio Ltd"]),
+    "US": ("USD", "en_US", ["US-CA", "US-NY"], ["Emma", "Liam", "Sophia", "Noah", "Ava", "Mason"],
+           ["Johnson", "Garcia", "Miller", "Davis", "Rodriguez"],
+           ["Bluebird Coffee Co.", "Summit Outfitters Inc."]),
+    "JP": ("JPY", "ja_JP", ["JP"], ["Yuki", "Haruto", "Sakura", "Ren", "Aoi", "Sota"],
+           ["Tanaka", "Suzuki", "Takahashi", "Watanabe", "Ito"],
+           ["Kobayashi Shoten K.K.", "Sakura Works K.K."]),
+    "FR": ("EUR", "fr_FR", ["FR"], ["Chloé", "Louis", "Camille", "Hugo", "Léa"],
+           ["Martin", "Bernard", "Dubois", "Moreau"], ["Atelier Lumière SARL"]),
+    "NL": ("EUR", "nl_NL", ["NL"], ["Sanne", "Daan", "Fleur", "Bram", "Noor"],
+           ["de Jong", "Jansen", "Visser", "Bakker"], ["Van Dijk Interieur B.V."]),
+    "ES": ("EUR", "es_ES", ["ES"], ["Lucía", "Hugo", "Martina", "Pablo"],
+           ["García", "Fernández", "López", "Martínez"], ["Olivares Diseño S.L."]),
+    "IT": ("EUR", "it_IT", ["IT"], ["Giulia", "Leonardo", "Sofia", "Matteo"],
+           ["Rossi", "Russo", "Ferrari", "Esposito"], ["Bottega Verde S.r.l."]),
+}
+#: The first four customers cover the four currencies; then the mix of a European shop.
+COUNTRY_CYCLE = ("DE", "GB", "US", "JP", "FR", "DE", "NL", "US", "GB", "ES", "JP", "IT")
+
+#: Tax rates by region and product tax class (the rates in force in 2026).
+TAX = {
+    "DE": {"standard": "0.19", "food": "0.07", "books": "0.07", "child_seat": "0.19"},
+    "FR": {"standard": "0.20", "food": "0.055", "books": "0.055", "child_seat": "0.20"},
+    "NL": {"standard": "0.21", "food": "0.09", "books": "0.09", "child_seat": "0.21"},
+    "ES": {"standard": "0.21", "food": "0.10", "books": "0.04", "child_seat": "0.21"},
+    "IT": {"standard": "0.22", "food": "0.10", "books": "0.04", "child_seat": "0.22"},
+    "GB": {"standard": "0.20", "food": "0", "books": "0", "child_seat": "0.05"},
+    "US-CA": {"standard": "0.0725", "food": "0", "books": "0.0725", "child_seat": "0.0725",
+              "shipping": "0"},
+    "US-NY": {"standard": "0.08875", "food": "0", "books": "0.08875", "child_seat": "0.08875"},
+    "JP": {"standard": "0.10", "food": "0.08", "books": "0.10", "child_seat": "0.10"},
+}
+
+# (description, sku, category, price in euro cents, tax class, max quantity)
+PRODUCTS = (
+    ("Espresso machine Duetto", "KIT-ESP-01", "kitchen", 24900, "standard", 1),
+    ("Burr coffee grinder", "KIT-GRN-02", "kitchen", 8900, "standard", 1),
+    ("Single-origin coffee beans 1 kg", "FOOD-CB-1K", "food", 1890, "food", 6),
+    ("Loose-leaf green tea 250 g", "FOOD-TEA-250", "food", 990, "food", 6),
+    ("Dark chocolate bar 100 g", "FOOD-CHOC-100", "food", 349, "food", 10),
+    ("Stoneware mug", "HOME-MUG-01", "home", 1450, "standard", 4),
+    ("Linen tea towel set", "HOME-TWL-03", "home", 2200, "standard", 3),
+    ("Cast-iron skillet 26 cm", "KIT-SKL-26", "kitchen", 5900, "standard", 1),
+    ("The Home Barista (hardcover)", "BOOK-BAR-01", "books", 3200, "books", 2),
+    ("Baking for Beginners (paperback)", "BOOK-BAK-02", "books", 1800, "books", 2),
+    ("Child car seat Isofix", "KID-SEAT-01", "kids", 18900, "child_seat", 1),
+    ("Wool throw blanket", "HOME-THR-01", "home", 7900, "standard", 2),
+    ("Noise-cancelling headphones", "ELEC-HP-01", "electronics", 19900, "standard", 1),
+    ("Smart kettle 1.7 l", "KIT-KTL-17", "kitchen", 6900, "standard", 1),
+)
+EURO_PRICE = {p[1]: p[3] for p in PRODUCTS}
+SHIPPING = (("Standard shipping", 490), ("Express shipping", 1290))
+FREE_SHIPPING_FROM = 15000  # euro cents of items
+FX = {"EUR": (1, 1), "GBP": (86, 100), "USD": (108, 100), "JPY": (162, 100)}  # per euro cent
+
+
+def local_price(euro_cents: int, currency: str) -> int:
+    """A shelf price in the local currency: x.99 in GBP and USD, tens of yen in JPY."""
+    num, den = FX[currency]
+    if currency == "EUR":
+        return euro_cents
+    if currency == "JPY":  # 1 euro cent × 1.62 = yen (JPY has no minor unit)
+        return max(10, mul_div(euro_cents, num, den * 10, rounding="half_up") * 10)
+    return max(99, mul_div(euro_cents, num, den * 100, rounding="half_up") * 100 - 1)
+
+
+# ---------------------------------------------------------------------------------- planning
+
+
+@dataclass
+class Customer:
+    name: str
+    email: str
+    locale: str
+    country: str
+    region: str
+    currency: str
+    business: bool
+    id: str | None = None
+
+
+@dataclass
+class InvoicePlan:
+    customer: Customer
+    tax_mode: str
+    lines: list[LineInput]
+    discount_minor: int
+    memo: str | None
+    payment: str  # unpaid | partial | installments | card | bank
+    id: str | None = None
+
+
+@dataclass(order=True)
+class Event:
+    at: datetime
+    seq: int
+    kind: str = field(compare=False)
+    target: object = field(compare=False)
+    step: str = field(default="", compare=False)
+
+
+#: Refund stories: name -> steps (each step is one refund at a later date).
+SCENARIOS = {
+    "full": ["full"], "amount": ["amount"], "lines": ["lines"], "shipping": ["shipping"],
+    "to_credit": ["full_to_credit"], "lines_to_credit": ["lines_to_credit"],
+    "lines_then_rest_to_credit": ["lines", "full_to_credit"],
+    "amount_then_lines": ["amount", "lines_with_shipping"],
+}
+SCENARIO_WEIGHTS = {"full": 12, "amount": 18, "lines": 22, "shipping": 10, "to_credit": 8,
+                    "lines_to_credit": 8, "lines_then_rest_to_credit": 12, "amount_then_lines": 10}
+NEEDS_SHIPPING = {"shipping", "amount_then_lines"}
+PAYMENT_WEIGHTS = {"unpaid": 8, "partial": 9, "installments": 6, "card": 52, "bank": 25}
+
+
+def _chance(rng: random.Random, percent: int) -> bool:
+    """True ``percent`` times in 100 (integers only: no floats in Payback's source)."""
+    return rng.randrange(100) < percent
+
+
+def _make_customers(rng: random.Random, count: int) -> list[Customer]:
+    out, taken = [], set()
+    for i in range(count):
+        country = COUNTRY_CYCLE[i % len(COUNTRY_CYCLE)]
+        currency, locale, regions, firsts, lasts, companies = COUNTRIES[country]
+        business = _chance(rng, 20)
+        for _ in range(20):  # a few tries for a fresh name; a big demo may repeat one, as life does
+            name = rng.choice(companies) if business else f"{rng.choice(firsts)} {rng.choice(lasts)}"
+            if name not in taken:
+                break
+            business = False  # companies are few: fall back to a person
+        taken.add(name)
+        out.append(Customer(name, f"{_slug(name)}.{i + 1}@example.com", locale, country,
+                            rng.choice(regions), currency, business))
+    return out
+
+
+def _slug(name: str) -> str:
+    """``"Chloé Dubois"`` → ``"chloe.dubois"`` (for e-mail addresses at example.com)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return ".".join("".join(ch for ch in part if ch.isalnum()) for part in
+                    ascii_name.lower().split()).strip(".")
+
+
+def _make_lines(rng: random.Random, cust: Customer) -> list[LineInput]:
+    rates = TAX[cust.region]
+    lines = []
+    for desc, sku, cat, price, tax_class, max_qty in rng.sample(PRODUCTS, rng.randint(1, 4)):
+        qty = rng.randint(1, max_qty)
+        unit = local_price(price, cust.currency)
+        pct = rng.choice((10, 15, 20)) if _chance(rng, 20) else 0
+        discount = mul_div(qty * unit, pct, 100, rounding="half_up")
+        lines.append(LineInput(desc, qty, unit, Decimal(rates[tax_class]), discount, "item",
+                               sku, cat))
+    items_euro = sum(EURO_PRICE[ln.sku] * ln.quantity for ln in lines)
+    if items_euro < FREE_SHIPPING_FROM or _chance(rng, 25):
+        desc, price = SHIPPING[1] if _chance(rng, 20) else SHIPPING[0]
+        rate = rates.get("shipping", rates["standard"])
+        lines.append(LineInput(desc, 1, local_price(price, cust.currency), Decimal(rate),
+                               kind="shipping", sku="SHIP", category="shipping"))
+    return lines
+
+
+def _invoice_discount(rng: random.Random, lines: list[LineInput]) -> tuple[int, str | None]:
+    items = sum(ln.quantity * ln.unit_price_minor - ln.discount_minor for ln in lines
+                if ln.kind == "item")
+    roll = rng.randrange(100)
+    if roll < 12:
+        return mul_div(items, 10, 100, rounding="half_up"), "Voucher WELCOME10: 10% off"
+    if roll < 20:
+        return mul_div(items, 5, 100, rounding="half_up"), "Loyalty discount 5%"
+    return 0, None
+
+
+def _plan_invoice(rng: random.Random, cust: Customer) -> InvoicePlan:
+    lines = _make_lines(rng, cust)
+    discount, memo = _invoice_discount(rng, lines)
+    if cust.currency == "USD" or cust.business:
+        tax_mode = "exclusive"  # US sales tax is added at checkout; B2B prices are net
+    elif cust.currency == "JPY":
+        tax_mode = "inclusive"  # Japanese consumer prices include consumption tax
+    else:
+        tax_mode = "inclusive" if _chance(rng, 80) else "exclusive"
+    payment = rng.choices(list(PAYMENT_WEIGHTS), weights=list(PAYMENT_WEIGHTS.values()))[0]
+    return InvoicePlan(cust, tax_mode, lines, discount, memo, payment)
+
+
+def _pick_scenario(rng: random.Random, plan: InvoicePlan, uncovered: list[str]) -> str:
+    """Cover every story once first (so even a small demo shows them all), then draw by weight."""
+    has_shipping = any(ln.kind == "shipping" for ln in plan.lines)
+    fits = [s for s in uncovered if has_shipping or s not in NEEDS_SHIPPING]
+    if fits:
+        uncovered.remove(fits[0])
+        return fits[0]
+    names = [s for s in SCENARIO_WEIGHTS if has_shipping or s not in NEEDS_SHIPPING]
+    return rng.choices(names, weights=[SCENARIO_WEIGHTS[s] for s in names])[0]
+
+
+def _at(start: datetime, rng: random.Random, lo_days: int, hi_days: int) -> datetime:
+    """A business-hours moment between lo and hi days after ``start``, never after 2026."""
+    day = (start + timedelta(days=rng.randint(lo_days, hi_days))).replace(
+        hour=rng.randint(8, 19), minute=rng.randint(0, 59))
+    return min(max(day, start + timedelta(minutes=1)), YEAR_END)
+
+
+def plan_year(rng: random.Random, n_customers: int, n_invoices: int) -> list[Event]:
+    """Every event of the demo year, sorted by time (ties keep their causal order)."""
+    events: list[Event] = []
+    seq = itertools.count()
+    people = _make_customers(rng, n_customers)
+    for i, cust in enumerate(people):
+        events.append(Event(YEAR_START + timedelta(minutes=9 * i), next(seq), "customer", cust))
+    span = (INVOICES_UNTIL - INVOICES_FROM) // timedelta(seconds=1)
+    issued = sorted(INVOICES_FROM + timedelta(seconds=rng.randrange(span))
+                    for _ in range(n_invoices))
+    uncovered = list(SCENARIOS)
+    for i, at in enumerate(issued):
+        # The first invoices go to the first customers, so every currency appears.
+        cust = people[i] if i < min(4, n_customers) else rng.choice(people)
+        plan = _plan_invoice(rng, cust)
+        events.append(Event(at, next(seq), "invoice", plan))
+        events.extend(_plan_payments_and_refunds(rng, plan, at, seq, uncovered))
+    return sorted(events)
+
+
+def _plan_payments_and_refunds(rng, plan: InvoicePlan, issued: datetime, seq,
+                               uncovered: list[str]) -> list[Event]:
+    if plan.payment == "unpaid":
+        return []
+    paid_at = _at(issued, rng, 0, 12)
+    out = [Event(paid_at, next(seq), "pay", plan, "first")]
+    if plan.payment == "installments":
+        out.append(Event(_at(paid_at, rng, 14, 30), next(seq), "pay", plan, "rest"))
+    if plan.payment in ("card", "bank") and _chance(rng, 42):
+        at = paid_at
+        for step in SCENARIOS[_pick_scenario(rng, plan, uncovered)]:
+            at = _at(at, rng, 2, 25)
+            out.append(Event(at, next(seq), "refund", plan, step))
+    return out
+
+
+# --------------------------------------------------------------------------------- execution
+
+
+class _Run:
+    """Replays the planned events against the database, one transaction per business step."""
+
+    def __init__(self, engine: Engine, rng: random.Random) -> None:
+        self.engine, self.rng = engine, rng
+        self.clock = SteppingClock(YEAR_START)
+        self.counts = {"customers": 0, "invoices": 0, "payments": 0, "store_credit_payments": 0,
+                       "refunds": 0, "refunds_full": 0, "refunds_amount": 0, "refunds_lines": 0,
+                       "refunds_to_store_credit": 0, "refunds_skipped": 0}
+
+    def apply(self, ev: Event) -> None:
+        self.clock.move_to(ev.at)
+        getattr(self, f"_{ev.kind}")(ev.target, ev.step)
+
+    def _customer(self, cust: Customer, _step: str) -> None:
+        with write(self.engine) as conn:
+            row = customers_service.create_customer(
+                conn, self.clock, name=cust.name, email=cust.email, locale=cust.locale,
+                country=cust.country)
+        cust.id = row["id"]
+        self.counts["customers"] += 1
+
+    def _invoice(self, plan: InvoicePlan, _step: str) -> None:
+        with write(self.engine) as conn:
+            inv = invoicing.create_invoice(
+                conn, self.clock, customer_id=plan.customer.id, currency=plan.customer.currency,
+                tax_mode=plan.tax_mode, lines=plan.lines, discount_minor=plan.discount_minor,
+                memo=plan.memo)
+        plan.id = inv["id"]
+        self.counts["invoices"] += 1
+
+    def _pay(self, plan: InvoicePlan, step: str) -> None:
+        with read(self.engine) as conn:
+            due = invoicing.get_invoice(conn, plan.id)["amount_due_minor"]
+            wallets = store_credit.get_wallets(conn, plan.customer.id)
+        credit = next((w["balance_minor"] for w in wallets
+                       if w["currency"] == plan.customer.currency), 0)
+        if plan.payment in ("partial", "installments") and step == "first":
+            self._record(plan, "bank_transfer", max(1, mul_div(due, self.rng.randint(30, 70),
+                                                                100, rounding="half_up")))
+            return
+        if plan.payment in ("card", "bank") and credit > 0 and _chance(self.rng, 75):
+            used = min(credit, due)  # spend the store credit first, the rest by card
+            self._record(plan, "store_credit", used)
+            due -= used
+            self.clock.tick()
+        if due > 0:
+            self._record(plan, "bank_transfer" if plan.payment != "card" else "card", due)
+
+    def _record(self, plan: InvoicePlan, method: str, amount: int) -> None:
+        card = None
+        if method == "card":
+            brand = "jcb" if plan.customer.currency == "JPY" and _chance(self.rng, 50) else \
+                self.rng.choice(("visa", "visa", "mastercard", "amex"))
+            card = {"token": f"tok_demo_{self.rng.getrandbits(48):012x}", "brand": brand,
+                    "last4": f"{self.rng.randint(0, 9999):04d}"}
+        ref = f"SEPA-{self.rng.randint(100000, 999999)}" if method == "bank_transfer" else None
+        with write(self.engine) as conn:
+            payments.record_payment(conn, self.clock, plan.id, method=method,
+                                    amount_minor=amount, currency=plan.customer.currency,
+                                    card=card, reference=ref)
+        self.counts["payments"] += 1
+        self.counts["store_credit_payments"] += method == "store_credit"
+
+    def _refund(self, plan: InvoicePlan, step: str) -> None:
+        with read(self.engine) as conn:
+            inv = invoicing.get_invoice(conn, plan.id)
+        req = None
+        if inv["amount_due_minor"] == 0 and inv["amount_refundable_minor"] > 0:
+            req = build_request(step, inv, self.rng)
+        if req is None:
+            self.counts["refunds_skipped"] += 1
+            return
+        with write(self.engine) as conn:
+            refunds.create_refund(conn, self.clock, plan.id, req)
+        self.counts["refunds"] += 1
+        self.counts[f"refunds_{req.kind}"] += 1
+        self.counts["refunds_to_store_credit"] += req.method == "store_credit"
+
+
+# ------------------------------------------------------------------------- refund requests
+
+NOTES = {
+    "full": [("duplicate", "Charged twice at checkout"),
+             ("requested_by_customer", "Order cancelled before dispatch"),
+             ("fraudulent", "Cardholder did not recognise the order")],
+    "amount": [("goodwill", "Price match with a competitor"),
+               ("billing_error", "Wrong price applied at checkout"),
+               ("goodwill", "Apology for a late delivery")],
+    "lines": [("product_defective", "Arrived damaged"),
+              ("not_as_described", "Colour differs from the photos"),
+              ("requested_by_customer", "Returned within 30 days, unopened")],
+}
+
+
+def build_request(step: str, inv: dict, rng: random.Random) -> RefundRequest | None:
+    """A refund that the invoice, as it is now, allows; ``None`` when nothing fits."""
+    method = "store_credit" if step.endswith("_to_credit") else "original_payment"
+    kind = step.removesuffix("_to_credit").removesuffix("_with_shipping")
+    if kind == "shipping":
+        picks = _shipping_pick(inv)
+        reason, note = "goodwill", "Parcel arrived late: shipping refunded"
+    elif kind == "lines":
+        picks = _line_picks(inv, rng, with_shipping=step == "lines_with_shipping")
+        reason, note = rng.choice(NOTES["lines"])
+    elif kind == "amount":
+        amount = _partial_amount(inv, rng)
+        reason, note = rng.choice(NOTES["amount"])
+        return RefundRequest("amount", method, reason, amount_minor=amount, note=note) \
+            if amount else None
+    else:
+        reason, note = (("requested_by_customer", "Remaining balance kept as store credit")
+                        if method == "store_credit" else rng.choice(NOTES["full"]))
+        return RefundRequest("full", method, reason, note=note)
+    if not picks:
+        return None
+    return RefundRequest("lines", method, reason, lines=tuple(picks), note=note)
+
+
+def _open_lines(inv: dict, kind: str) -> list[dict]:
+    return [ln for ln in inv["lines"] if ln["kind"] == kind
+            and ln["refundable_quantity"] > 0 and ln["refundable_gross_minor"] > 0]
+
+
+def _shipping_pick(inv: dict) -> list[LineRequest]:
+    return [LineRequest(ln["id"], ln["refundable_quantity"]) for ln in _open_lines(inv, "shipping")]
+
+
+def _line_picks(inv: dict, rng: random.Random, *, with_shipping: bool) -> list[LineRequest]:
+    items = _open_lines(inv, "item")
+    if not items:
+        return []
+    chosen = rng.sample(items, 1 if len(items) < 3 or _chance(rng, 70) else 2)
+    picks = [LineRequest(ln["id"], rng.randint(1, ln["refundable_quantity"])) for ln in chosen]
+    if with_shipping or _chance(rng, 30):
+        picks += _shipping_pick(inv)
+    return picks
+
+
+def _partial_amount(inv: dict, rng: random.Random) -> int:
+    """10–30 % of what is refundable, rounded down to a whole unit (¥100 in JPY) when it can be."""
+    refundable = min(inv["amount_refundable_minor"],
+                     sum(ln["refundable_gross_minor"] for ln in inv["lines"]))
+    amount = mul_div(refundable, rng.choice((10, 15, 20, 25, 30)), 100, rounding="half_up")
+    rounded = amount - amount % 100
+    return min(rounded or amount, refundable)
+
+
+# ------------------------------------------------------------------------------- entry point
+
+
+def count_invoices(engine: Engine) -> int:
+    with read(engine) as conn:
+        return int(conn.execute(select(func.count()).select_from(invoices_table)).scalar())
+
+
+def seed_demo(engine: Engine, *, seed: int = 42, customers: int = 24, invoices: int = 240,
+              progress: Progress | None = None) -> dict[str, int]:
+    """Seed the demo; returns counts of what was created. ``progress(done, total)`` is called
+    after every step."""
+    if customers < 1 or invoices < 0:
+        raise ValueError("the demo needs at least one customer and a non-negative invoice count")
+    rng = random.Random(seed)
+    events = plan_year(rng, customers, invoices)
+    run = _Run(engine, rng)
+    for done, ev in enumerate(events, 1):
+        run.apply(ev)
+        if progress is not None:
+            progress(done, len(events))
+    return run.counts
