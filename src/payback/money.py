@@ -34,12 +34,7 @@ MAX_MINOR = 2**63 - 1
 @lru_cache(maxsize=None)
 def exponent(currency: str) -> int:
     """Number of minor-unit digits of an ISO 4217 currency (JPY 0, EUR 2, KWD 3)."""
-    code = normalise_currency(currency)
-    value = iso4217.Currency(code).exponent
-    # A few codes (gold, SDR, testing) have no minor unit in ISO 4217; they are not money we bill.
-    if value is None:
-        raise UnknownCurrency(f"{code} has no minor unit in ISO 4217 and cannot be billed")
-    return int(value)
+    return int(iso4217.Currency(normalise_currency(currency)).exponent)
 
 
 def normalise_currency(currency: object) -> str:
@@ -56,9 +51,12 @@ def _normalise(currency: str) -> str:
         raise UnknownCurrency(f"{currency!r} is not an ISO 4217 currency code")
     code = currency.upper()
     try:
-        iso4217.Currency(code)
+        minor_unit = iso4217.Currency(code).exponent
     except ValueError:
         raise UnknownCurrency(f"{code} is not an ISO 4217 currency code") from None
+    # Gold, SDR, the testing code XXX and the like have no minor unit: they are not money we bill.
+    if minor_unit is None:
+        raise UnknownCurrency(f"{code} has no minor unit in ISO 4217 and cannot be billed")
     return code
 
 
@@ -85,7 +83,6 @@ class Money:
     def __post_init__(self) -> None:
         check_minor(self.minor, allow_negative=True)
         object.__setattr__(self, "currency", normalise_currency(self.currency))
-        exponent(self.currency)  # refuse codes with no minor unit (XXX, XAU) up front
 
     @classmethod
     def zero(cls, currency: str) -> Money:

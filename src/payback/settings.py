@@ -5,6 +5,8 @@ Nothing is read at import time: ``Settings()`` is built by the CLI and ``create_
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,7 +16,7 @@ class Settings(BaseSettings):
     #: SQLAlchemy URL. SQLite file by default; ``postgresql+psycopg://user@host/db`` in production.
     database_url: str = "sqlite:///payback.db"
     #: Rounding of tax per invoice line: ``half_up`` (most EU/UK practice) or ``half_even``.
-    tax_rounding: str = "half_up"
+    tax_rounding: Literal["half_up", "half_even"] = "half_up"
     #: Host and port for ``payback serve``.
     host: str = "127.0.0.1"
     port: int = 8000

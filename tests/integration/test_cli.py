@@ -164,8 +164,10 @@ def _assert_row_matches_ledger(conn, cur: str, row: dict) -> None:
         .where(refunds.c.currency == cur, refund_tenders.c.destination == "store_credit")
     ).scalar_one()
     paid_out = conn.execute(
-        select(func.coalesce(func.sum(refunds.c.amount_minor), 0))
-        .where(refunds.c.currency == cur, refunds.c.method == "original_payment")).scalar_one()
+        select(func.coalesce(func.sum(refund_tenders.c.amount_minor), 0))
+        .join(refunds, refunds.c.id == refund_tenders.c.refund_id)
+        .where(refunds.c.currency == cur, refund_tenders.c.destination == "original_payment")
+    ).scalar_one()
     assert row["refunds_to_store_credit_minor"] == to_credit
     assert row["refunds_paid_out_minor"] == paid_out
     # What customers still hold in their wallets is exactly the store-credit liability.

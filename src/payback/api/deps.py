@@ -7,7 +7,7 @@ parsing, one service call and one rendering.
 
 from __future__ import annotations
 
-import json
+import pydantic_core
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -81,9 +81,9 @@ class Context:
 
 
 def to_json(value: Any) -> bytes:
-    if hasattr(value, "model_dump"):
-        value = value.model_dump(mode="json")
-    return json.dumps(value, separators=(",", ":"), default=str).encode()
+    """Serialise a response: Pydantic models (also nested in lists and dicts), ISO 8601 UTC
+    timestamps, decimals as strings. Deterministic, so a replayed response is byte-identical."""
+    return pydantic_core.to_json(value, by_alias=True)
 
 
 def context(request: Request, principal: Principal = Depends(current_principal)) -> Context:

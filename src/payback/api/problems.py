@@ -60,6 +60,8 @@ def _code_for(error: dict) -> str:
     if kind == "missing":
         return "missing_field"
     field = str(error.get("loc", [""])[-1])
+    if field.endswith("_minor"):
+        return "invalid_amount"
     for needle, code in _FIELD_CODES:
         if needle in field:
             return code

@@ -174,7 +174,9 @@ def calculate(currency: str, lines: Sequence[LineState], tenders: Sequence[Tende
     validate_request(req)
     refundable = sum(t.refundable for t in tenders)
     if refundable <= 0:
-        raise InvoiceNotRefundable("nothing has been paid on this invoice that can be refunded")
+        raise InvoiceNotRefundable(
+            "everything paid on this invoice has already been refunded" if tenders
+            else "nothing has been paid on this invoice yet, so there is nothing to refund")
     takes = _take_gross(lines, req, refundable)
     refund_lines = tuple(_reverse_line(ln, gross, qty) for ln, gross, qty in takes if gross or qty)
     amount = sum(rl.gross_minor for rl in refund_lines)

@@ -8,8 +8,10 @@ Per currency and period (``[date_from, date_to)``, by the entries' posting time,
 - ``tax_collected``     Tax payable credits − debits from invoice entries (issue, void)
 - ``tax_refunded``      Tax payable debits − credits from refund entries
 - ``net_tax``           tax_collected − tax_refunded
-- ``refunds_paid_out``  Refunds payable debits (money sent back to original payment methods)
-- ``refunds_to_store_credit`` store credit liability credited by refunds
+- ``refunds_paid_out``  cash and gateway clearing credited by refunds (money that left)
+- ``refunds_to_store_credit`` store credit liability credited by refunds (a store-credit tender
+  refunded to itself, or a refund taken as store credit); the two never overlap, so together
+  they are everything refunded in the period
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def _accumulate(row: dict, code: str, kind: str, debits: int, credits: int) -> N
         row["tax_collected"] += credits - debits
     elif code == ledger.TAX_PAYABLE.code and kind == "refund":
         row["tax_refunded"] += debits - credits
-    elif code == ledger.REFUNDS_PAYABLE.code:
-        row["refunds_paid_out"] += debits
+    elif code in (ledger.GATEWAY_CLEARING.code, ledger.CASH.code) and kind == "refund":
+        row["refunds_paid_out"] += credits - debits
     elif code == ledger.STORE_CREDIT.code and kind == "refund":
         row["refunds_to_store_credit"] += credits - debits
