@@ -73,6 +73,14 @@ def _empty_sqlite(cleaner: Engine) -> None:
     with cleaner.begin() as conn:
         for table in _data_tables():
             conn.execute(table.delete())
+        _restore_default_seller(conn)
+
+
+def _restore_default_seller(conn) -> None:
+    """The migration creates the default seller; emptying the tables must leave it there."""
+    from payback.access.tables import DEFAULT_SELLER_ID, sellers
+    conn.execute(sellers.insert().values(id=DEFAULT_SELLER_ID, name="Default seller",
+                                         created_at=datetime(2026, 1, 1, tzinfo=timezone.utc)))
 
 
 # ------------------------------------------------------------------------------ PostgreSQL
@@ -110,6 +118,7 @@ def _empty_postgres(cleaner: Engine) -> None:
         # A test that leaked a connection holding locks should fail the run, not hang it.
         conn.execute(text("SET LOCAL lock_timeout = '10s'"))
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        _restore_default_seller(conn)
 
 
 # ------------------------------------------------------------------------- public fixtures

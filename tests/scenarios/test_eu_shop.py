@@ -189,9 +189,11 @@ def test_eu_shop_return_shipping_store_credit_and_respend(engine: Engine, clock)
         "Revenue": 11799 + 2500,                           # 14299
         # Contra-revenue, shown on the income side's normal balance: −(4650 + 412 + 6737).
         "Sales returns and allowances": -11799,
+        "Restocking fee income": 0,
         "Breakage income": 0,
         "Chargeback losses": 0,
         "Dispute fees": 0,
+        "Store credit incentives": 0,
     }
     # Debits: 13790 + 13790 + (4650 + 884) + 5534 + (412 + 78) + 490 + (6737 + 1029)
     #         + 2975 + 2975 = 53344, and the credits are the same.

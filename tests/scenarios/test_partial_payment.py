@@ -130,8 +130,8 @@ def test_refunds_of_a_partly_paid_invoice_are_limited_by_what_was_captured(engin
     assert balances == {
         "Cash": 0, "Gateway clearing": 0, "Accounts receivable": 0, "Tax payable": 0,
         "Refunds payable": 0, "Store credit liability": 0, "Revenue": 10000,
-        "Sales returns and allowances": -10000, "Breakage income": 0, "Chargeback losses": 0,
-        "Dispute fees": 0}
+        "Sales returns and allowances": -10000, "Restocking fee income": 0, "Breakage income": 0,
+        "Chargeback losses": 0, "Dispute fees": 0, "Store credit incentives": 0}
     # Debits: 12000 (AR) + 5000 (cash) + 7000 (clearing) + 2 × (3000 + 2000 + 7000) = 48000.
     assert totals == [{"currency": "GBP", "debit_minor": 48000, "credit_minor": 48000,
                        "balanced": True}]

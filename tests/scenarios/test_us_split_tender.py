@@ -169,9 +169,11 @@ def test_us_split_tender_partial_then_full_refund(engine: Engine, clock) -> None
         "Store credit liability": 5444 - 5444 + 1573 + 3871,  # 5444 = the wallet balance
         "Revenue": 5000 + 15897,                             # 20897
         "Sales returns and allowances": -(5000 + 4592 + 11305),  # −20897
+        "Restocking fee income": 0,
         "Breakage income": 0,
         "Chargeback losses": 0,
         "Dispute fees": 0,
+        "Store credit incentives": 0,
     }
     assert balances["Store credit liability"] == wallet["balance_minor"]
     # Debits: 5444 + 5444 + (5000 + 444) + 17308 + 5444 + 11864 + (4592 + 408) + 5000

@@ -116,7 +116,7 @@ def test_entries_are_immutable() -> None:
 
 
 def test_chart_codes_are_unique_and_typed() -> None:
-    assert len(BY_CODE) == len(CHART) == 11
+    assert len(BY_CODE) == len(CHART) == 13
     assert BY_CODE["2300"] is STORE_CREDIT
     assert {a.type for a in CHART} <= {"asset", "liability", "income", "expense", "equity"}
 

@@ -1,12 +1,15 @@
 """Customers table: who is billed. Personal data lives only here."""
 
-from sqlalchemy import Column, String, Table
+from sqlalchemy import ForeignKey, Column, String, Table
 
+from payback.access.tables import DEFAULT_SELLER_ID
 from payback.db import UtcDateTime, metadata
 
 customers = Table(
     "customers", metadata,
     Column("id", String(40), primary_key=True),
+    Column("seller_id", String(40), ForeignKey("sellers.id"), nullable=False,
+           server_default=DEFAULT_SELLER_ID, index=True),
     Column("name", String(200), nullable=False),
     Column("email", String(320), nullable=True),
     Column("locale", String(20), nullable=False, server_default="en_US"),

@@ -9,6 +9,7 @@ lines, which these counters always equal (they are updated in the same transacti
 from sqlalchemy import (BigInteger, CheckConstraint, Column, ForeignKey, Integer,
                         Numeric, String, Table, Text)
 
+from payback.access.tables import DEFAULT_SELLER_ID
 from payback.db import UtcDateTime, metadata
 
 number_series = Table(
@@ -22,6 +23,8 @@ invoices = Table(
     "invoices", metadata,
     Column("id", String(40), primary_key=True),
     Column("number", String(40), nullable=False, unique=True),
+    Column("seller_id", String(40), ForeignKey("sellers.id"), nullable=False,
+           server_default=DEFAULT_SELLER_ID, index=True),
     Column("customer_id", String(40), ForeignKey("customers.id"), nullable=False, index=True),
     Column("currency", String(3), nullable=False),
     Column("tax_mode", String(10), nullable=False),

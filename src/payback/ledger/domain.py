@@ -33,13 +33,16 @@ REFUNDS_PAYABLE = Account("2200", "Refunds payable", "liability")
 STORE_CREDIT = Account("2300", "Store credit liability", "liability")
 REVENUE = Account("4000", "Revenue", "income")
 SALES_RETURNS = Account("4100", "Sales returns and allowances", "income")
+RESTOCKING_FEES = Account("4200", "Restocking fee income", "income")
 BREAKAGE = Account("4900", "Breakage income", "income")
 CHARGEBACK_LOSSES = Account("6100", "Chargeback losses", "expense")
 DISPUTE_FEES = Account("6200", "Dispute fees", "expense")
+STORE_CREDIT_INCENTIVES = Account("6300", "Store credit incentives", "expense")
 
 CHART: tuple[Account, ...] = (
     CASH, GATEWAY_CLEARING, RECEIVABLE, TAX_PAYABLE, REFUNDS_PAYABLE, STORE_CREDIT, REVENUE,
-    SALES_RETURNS, BREAKAGE, CHARGEBACK_LOSSES, DISPUTE_FEES,
+    SALES_RETURNS, RESTOCKING_FEES, BREAKAGE, CHARGEBACK_LOSSES, DISPUTE_FEES,
+    STORE_CREDIT_INCENTIVES,
 )
 BY_CODE = {a.code: a for a in CHART}
 

@@ -8,6 +8,7 @@ refuses UPDATE and DELETE of postings and entries.
 from sqlalchemy import (BigInteger, CheckConstraint, Column, ForeignKey, Integer,
                         String, Table, Text)
 
+from payback.access.tables import DEFAULT_SELLER_ID
 from payback.db import UtcDateTime, metadata
 
 accounts = Table(
@@ -23,6 +24,8 @@ journal_entries = Table(
     "journal_entries", metadata,
     Column("id", String(40), primary_key=True),
     Column("event_type", String(40), nullable=False, index=True),
+    Column("seller_id", String(40), ForeignKey("sellers.id"), nullable=False,
+           server_default=DEFAULT_SELLER_ID, index=True),
     Column("object_id", String(40), nullable=False, index=True),
     Column("memo", Text, nullable=True),
     Column("posted_at", UtcDateTime, nullable=False, index=True),

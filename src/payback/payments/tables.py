@@ -9,12 +9,15 @@ Card data: only the gateway token, brand, last four and expiry are ever stored.
 from sqlalchemy import (BigInteger, CheckConstraint, Column, ForeignKey, Integer,
                         String, Table)
 
+from payback.access.tables import DEFAULT_SELLER_ID
 from payback.db import UtcDateTime, metadata
 
 payments = Table(
     "payments", metadata,
     Column("id", String(40), primary_key=True),
     Column("invoice_id", String(40), ForeignKey("invoices.id"), nullable=False, index=True),
+    Column("seller_id", String(40), ForeignKey("sellers.id"), nullable=False,
+           server_default=DEFAULT_SELLER_ID, index=True),
     Column("method", String(20), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
     Column("refunded_minor", BigInteger, nullable=False, server_default="0"),

@@ -7,12 +7,15 @@ concurrent spends that both passed the application check cannot drive a balance 
 from sqlalchemy import (BigInteger, CheckConstraint, Column, ForeignKey, String, Table,
                         UniqueConstraint)
 
+from payback.access.tables import DEFAULT_SELLER_ID
 from payback.db import UtcDateTime, metadata
 
 wallets = Table(
     "store_credit_wallets", metadata,
     Column("id", String(40), primary_key=True),
     Column("customer_id", String(40), ForeignKey("customers.id"), nullable=False),
+    Column("seller_id", String(40), ForeignKey("sellers.id"), nullable=False,
+           server_default=DEFAULT_SELLER_ID, index=True),
     Column("currency", String(3), nullable=False),
     Column("balance_minor", BigInteger, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
