@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select
 
+from payback.access.tables import DEFAULT_SELLER_ID
 from payback.clock import Clock
 from payback.errors import NotFound, ValidationFailed
 from payback.ids import new_id
@@ -14,25 +15,35 @@ _insert = insert(customers)
 
 
 def create_customer(conn: Connection, clock: Clock, *, name: str, email: str | None = None,
-                    locale: str = "en_US", country: str | None = None) -> dict:
+                    locale: str = "en_US", country: str | None = None,
+                    seller_id: str = DEFAULT_SELLER_ID) -> dict:
     if not name or not name.strip():
         raise ValidationFailed("name must not be empty")
     row = {"id": new_id("customer"), "name": name.strip(), "email": email, "locale": locale,
-           "country": country.upper() if country else None, "created_at": clock.now()}
+           "country": country.upper() if country else None, "created_at": clock.now(),
+           "seller_id": seller_id}
     conn.execute(_insert, row)
-    emit(conn, "customer.created", row["id"], {"id": row["id"]}, row["created_at"])
+    emit(conn, "customer.created", row["id"], {"id": row["id"]}, row["created_at"], seller_id)
     return row
 
 
-def get_customer(conn: Connection, customer_id: str) -> dict:
-    row = conn.execute(select(customers).where(customers.c.id == customer_id)).first()
+def get_customer(conn: Connection, customer_id: str, seller_id: str | None = None) -> dict:
+    """The customer, if it exists and (when ``seller_id`` is given) belongs to that seller:
+    another seller's customer is reported exactly like a missing one."""
+    q = select(customers).where(customers.c.id == customer_id)
+    if seller_id:
+        q = q.where(customers.c.seller_id == seller_id)
+    row = conn.execute(q).first()
     if row is None:
         raise NotFound(f"customer {customer_id} not found")
     return dict(row._mapping)
 
 
-def list_customers(conn: Connection, *, after: str | None, limit: int) -> list[dict]:
+def list_customers(conn: Connection, *, after: str | None, limit: int,
+                   seller_id: str | None = None) -> list[dict]:
     q = select(customers).order_by(customers.c.id).limit(limit)
+    if seller_id:
+        q = q.where(customers.c.seller_id == seller_id)
     if after:
         q = q.where(customers.c.id > after)
     return [dict(r._mapping) for r in conn.execute(q)]

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from payback.access.tables import DEFAULT_SELLER_ID
 from payback.clock import Clock
 from payback.customers.service import get_customer
 from payback.errors import Conflict, NotFound
@@ -45,25 +46,31 @@ def next_number(conn: Connection, series: str) -> int:
 def create_invoice(conn: Connection, clock: Clock, *, customer_id: str, currency: str,
                    tax_mode: str, lines: Sequence[domain.LineInput], discount_minor: int = 0,
                    memo: str | None = None, rounding: str = "half_up",
-                   prefix: str = "INV") -> dict:
+                   prefix: str = "INV", seller_id: str = DEFAULT_SELLER_ID) -> dict:
     currency = normalise_currency(currency)
-    get_customer(conn, customer_id)
+    get_customer(conn, customer_id, seller_id)
     computed = domain.compute_invoice(currency, tax_mode, lines, discount_minor, rounding=rounding)
     now = clock.now()
     invoice_id = new_id("invoice")
-    number = f"{prefix}-{next_number(conn, 'invoice:' + prefix):06d}"
+    number = f"{prefix}-{next_number(conn, _series(seller_id, prefix)):06d}"
     conn.execute(_insert_invoice, {
         "id": invoice_id, "number": number, "customer_id": customer_id, "currency": currency,
         "tax_mode": tax_mode, "discount_minor": computed.discount_minor,
         "subtotal_minor": computed.subtotal_minor, "net_minor": computed.net_minor,
         "tax_minor": computed.tax_minor, "total_minor": computed.total_minor, "memo": memo,
-        "issued_at": now, "voided_at": None})
+        "issued_at": now, "voided_at": None, "seller_id": seller_id})
     conn.execute(_insert_line, [_line_row(invoice_id, c) for c in computed.lines])
-    post(conn, _issue_entry(invoice_id, number, computed), now)
+    post(conn, _issue_entry(invoice_id, number, computed), now, seller_id)
     emit(conn, "invoice.created", invoice_id,
          {"id": invoice_id, "number": number, "total_minor": computed.total_minor,
-          "currency": currency}, now)
+          "currency": currency}, now, seller_id)
     return get_invoice(conn, invoice_id)
+
+
+def _series(seller_id: str, prefix: str) -> str:
+    # One gapless series per seller and prefix (the default seller keeps the short name).
+    return f"invoice:{prefix}" if seller_id == DEFAULT_SELLER_ID else \
+        f"invoice:{seller_id}:{prefix}"
 
 
 def _line_row(invoice_id: str, c: domain.ComputedLine) -> dict:
@@ -85,11 +92,15 @@ def _issue_entry(invoice_id: str, number: str, inv: domain.ComputedInvoice) -> l
     ], memo=f"Invoice {number}")
 
 
-def lock_invoice(conn: Connection, invoice_id: str) -> dict:
+def _by_id(invoice_id: str, seller_id: str | None):
+    q = select(invoices).where(invoices.c.id == invoice_id)
+    return q.where(invoices.c.seller_id == seller_id) if seller_id else q
+
+
+def lock_invoice(conn: Connection, invoice_id: str, seller_id: str | None = None) -> dict:
     """Load the invoice row and hold its lock until the transaction ends (fixed lock order:
-    invoice first, then wallet)."""
-    row = conn.execute(select(invoices).where(invoices.c.id == invoice_id)
-                       .with_for_update()).first()
+    invoice first, then wallet). Another seller's invoice is reported like a missing one."""
+    row = conn.execute(_by_id(invoice_id, seller_id).with_for_update()).first()
     if row is None:
         raise NotFound(f"invoice {invoice_id} not found")
     return dict(row._mapping)
@@ -101,8 +112,8 @@ def load_lines(conn: Connection, invoice_id: str) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(q)]
 
 
-def get_invoice(conn: Connection, invoice_id: str) -> dict:
-    row = conn.execute(select(invoices).where(invoices.c.id == invoice_id)).first()
+def get_invoice(conn: Connection, invoice_id: str, seller_id: str | None = None) -> dict:
+    row = conn.execute(_by_id(invoice_id, seller_id)).first()
     if row is None:
         raise NotFound(f"invoice {invoice_id} not found")
     inv = dict(row._mapping)
@@ -139,8 +150,10 @@ def _money_summary(conn: Connection, inv: dict) -> dict:
 
 
 def list_invoices(conn: Connection, *, after: str | None, limit: int,
-                  customer_id: str | None = None) -> list[dict]:
+                  customer_id: str | None = None, seller_id: str | None = None) -> list[dict]:
     q = select(invoices).order_by(invoices.c.id).limit(limit)
+    if seller_id:
+        q = q.where(invoices.c.seller_id == seller_id)
     if after:
         q = q.where(invoices.c.id > after)
     if customer_id:
@@ -153,9 +166,10 @@ def list_invoices(conn: Connection, *, after: str | None, limit: int,
     return out
 
 
-def void_invoice(conn: Connection, clock: Clock, invoice_id: str) -> dict:
+def void_invoice(conn: Connection, clock: Clock, invoice_id: str,
+                 seller_id: str | None = None) -> dict:
     """Void an invoice that has no payments: reverses its issue entry."""
-    inv = lock_invoice(conn, invoice_id)
+    inv = lock_invoice(conn, invoice_id, seller_id)
     if inv["voided_at"] is not None:
         raise Conflict(f"invoice {inv['number']} is already void")
     has_payment = conn.execute(select(func.count()).select_from(payments)
@@ -169,6 +183,6 @@ def void_invoice(conn: Connection, clock: Clock, invoice_id: str) -> dict:
         ledger.debit(ledger.REVENUE, cur, inv["net_minor"]),
         ledger.debit(ledger.TAX_PAYABLE, cur, inv["tax_minor"]),
         ledger.credit(ledger.RECEIVABLE, cur, inv["total_minor"]),
-    ], memo=f"Void of invoice {inv['number']}"), now)
-    emit(conn, "invoice.voided", invoice_id, {"id": invoice_id}, now)
+    ], memo=f"Void of invoice {inv['number']}"), now, inv["seller_id"])
+    emit(conn, "invoice.voided", invoice_id, {"id": invoice_id}, now, inv["seller_id"])
     return get_invoice(conn, invoice_id)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, insert, select
 
+from payback.access.tables import DEFAULT_SELLER_ID
 from payback.ids import new_id
 from payback.ledger import domain
 from payback.ledger.tables import accounts, journal_entries, postings
@@ -25,10 +26,11 @@ def ensure_chart(conn: Connection) -> None:
         conn.execute(insert(accounts), missing)
 
 
-def post(conn: Connection, entry: domain.Entry, at: datetime) -> str:
+def post(conn: Connection, entry: domain.Entry, at: datetime,
+         seller_id: str = DEFAULT_SELLER_ID) -> str:
     entry_id = new_id("journal_entry")
     conn.execute(_insert_entry, {"id": entry_id, "event_type": entry.event_type,
-                                 "object_id": entry.object_id, "memo": entry.memo,
+                                 "object_id": entry.object_id, "memo": entry.memo, "seller_id": seller_id,
                                  "posted_at": at})
     conn.execute(_insert_posting, [
         {"entry_id": entry_id, "account_code": p.account.code, "currency": p.currency,
@@ -36,7 +38,8 @@ def post(conn: Connection, entry: domain.Entry, at: datetime) -> str:
     return entry_id
 
 
-def trial_balance(conn: Connection, currency: str | None = None) -> dict:
+def trial_balance(conn: Connection, currency: str | None = None,
+                  seller_id: str | None = None) -> dict:
     """Debits, credits and balance of every account per currency, with totals that must agree."""
     q = (select(postings.c.account_code, postings.c.currency,
                 func.sum(postings.c.debit_minor), func.sum(postings.c.credit_minor))
@@ -44,6 +47,9 @@ def trial_balance(conn: Connection, currency: str | None = None) -> dict:
          .order_by(postings.c.currency, postings.c.account_code))
     if currency:
         q = q.where(postings.c.currency == currency)
+    if seller_id:
+        q = q.where(postings.c.entry_id.in_(
+            select(journal_entries.c.id).where(journal_entries.c.seller_id == seller_id)))
     rows, totals = [], {}
     for code, cur, debits, credits in conn.execute(q):
         acct = domain.BY_CODE[code]
@@ -58,17 +64,23 @@ def trial_balance(conn: Connection, currency: str | None = None) -> dict:
     return {"accounts": rows, "totals": list(totals.values())}
 
 
-def account_balance(conn: Connection, account: domain.Account, currency: str) -> int:
+def account_balance(conn: Connection, account: domain.Account, currency: str,
+                    seller_id: str | None = None) -> int:
     q = select(func.coalesce(func.sum(postings.c.debit_minor), 0),
                func.coalesce(func.sum(postings.c.credit_minor), 0)).where(
         postings.c.account_code == account.code, postings.c.currency == currency)
+    if seller_id:
+        q = q.where(postings.c.entry_id.in_(
+            select(journal_entries.c.id).where(journal_entries.c.seller_id == seller_id)))
     debits, credits = conn.execute(q).one()
     return domain.signed_balance(account.type, int(debits), int(credits))
 
 
 def list_entries(conn: Connection, *, after: str | None, limit: int,
-                 object_id: str | None = None) -> list[dict]:
+                 object_id: str | None = None, seller_id: str | None = None) -> list[dict]:
     q = select(journal_entries).order_by(journal_entries.c.id).limit(limit)
+    if seller_id:
+        q = q.where(journal_entries.c.seller_id == seller_id)
     if after:
         q = q.where(journal_entries.c.id > after)
     if object_id:

@@ -6,16 +6,18 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
 
+from payback.access.tables import DEFAULT_SELLER_ID
 from payback.ids import new_id
 from payback.outbox.tables import outbox_events
 
 _insert = insert(outbox_events)
 
 
-def emit(conn: Connection, topic: str, object_id: str, payload: dict, at: datetime) -> str:
+def emit(conn: Connection, topic: str, object_id: str, payload: dict, at: datetime,
+         seller_id: str = DEFAULT_SELLER_ID) -> str:
     event_id = new_id("outbox")
     conn.execute(_insert, {"id": event_id, "topic": topic, "object_id": object_id,
-                           "payload": payload, "status": "pending", "attempts": 0,
+                           "payload": payload, "seller_id": seller_id, "status": "pending", "attempts": 0,
                            "created_at": at, "available_at": at})
     return event_id
 

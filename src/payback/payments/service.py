@@ -60,11 +60,11 @@ def refuse_card_numbers(**fields: str | None) -> None:
 
 def record_payment(conn: Connection, clock: Clock, invoice_id: str, *, method: str,
                    amount_minor: int, currency: str, card: dict | None = None,
-                   reference: str | None = None) -> dict:
+                   reference: str | None = None, seller_id: str | None = None) -> dict:
     check_minor(amount_minor, allow_zero=False)
     currency = normalise_currency(currency)
     _validate_method(method, card, reference)
-    inv = lock_invoice(conn, invoice_id)
+    inv = lock_invoice(conn, invoice_id, seller_id)
     _check_payable(conn, inv, currency, amount_minor)
     now = clock.now()
     payment_id = new_id("payment")
@@ -75,7 +75,7 @@ def record_payment(conn: Connection, clock: Clock, invoice_id: str, *, method: s
         "amount_minor": amount_minor, "refunded_minor": 0, "currency": currency,
         "card_token": card.get("token"), "card_brand": card.get("brand"),
         "card_last4": card.get("last4"), "card_exp_month": card.get("exp_month"),
-        "card_exp_year": card.get("exp_year"), "reference": reference,
+        "card_exp_year": card.get("exp_year"), "reference": reference, "seller_id": inv["seller_id"],
         "wallet_id": wallet["id"] if wallet else None, "captured_at": now})
     if wallet is not None:
         store_credit.spend(conn, wallet=wallet, amount_minor=amount_minor, at=now,
@@ -83,10 +83,10 @@ def record_payment(conn: Connection, clock: Clock, invoice_id: str, *, method: s
     post(conn, ledger.entry("payment.captured", payment_id, [
         ledger.debit(DEBIT_ACCOUNT[method], currency, amount_minor),
         ledger.credit(ledger.RECEIVABLE, currency, amount_minor),
-    ], memo=f"Payment on invoice {inv['number']} by {method}"), now)
+    ], memo=f"Payment on invoice {inv['number']} by {method}"), now, inv["seller_id"])
     emit(conn, "payment.captured", payment_id,
          {"id": payment_id, "invoice_id": invoice_id, "amount_minor": amount_minor,
-          "currency": currency, "method": method}, now)
+          "currency": currency, "method": method}, now, inv["seller_id"])
     return get_payment(conn, payment_id)
 
 
@@ -134,16 +134,21 @@ def _lock_wallet_for(conn: Connection, inv: dict, amount: int) -> dict:
     return wallet
 
 
-def get_payment(conn: Connection, payment_id: str) -> dict:
-    row = conn.execute(select(payments).where(payments.c.id == payment_id)).first()
+def get_payment(conn: Connection, payment_id: str, seller_id: str | None = None) -> dict:
+    q = select(payments).where(payments.c.id == payment_id)
+    if seller_id:
+        q = q.where(payments.c.seller_id == seller_id)
+    row = conn.execute(q).first()
     if row is None:
         raise NotFound(f"payment {payment_id} not found")
     return dict(row._mapping)
 
 
 def list_payments(conn: Connection, *, after: str | None, limit: int,
-                  invoice_id: str | None = None) -> list[dict]:
+                  invoice_id: str | None = None, seller_id: str | None = None) -> list[dict]:
     q = select(payments).order_by(payments.c.id).limit(limit)
+    if seller_id:
+        q = q.where(payments.c.seller_id == seller_id)
     if after:
         q = q.where(payments.c.id > after)
     if invoice_id:

@@ -36,7 +36,7 @@ amounts, so the total returned can never exceed what was captured.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from payback.errors import (AmountExceedsRefundable, InvalidAmount, InvalidQuantity,
@@ -134,7 +134,13 @@ class RefundCalculation:
     tenders: tuple[Tender, ...]
     refundable_before_minor: int
     refundable_after_minor: int
+    fee_minor: int = 0
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def gross_minor(self) -> int:
+        """What the lines give back before any fee (= net + tax)."""
+        return self.net_minor + self.tax_minor
 
 
 def validate_request(req: RefundRequest) -> None:
@@ -241,10 +247,27 @@ def gross_for_quantity(ln: LineState, quantity: int) -> int:
 def _reverse_line(ln: LineState, gross: int, quantity: int) -> RefundLine:
     """Net, tax and discount for taking ``gross`` from a line, by the cumulative method."""
     cumulative = ln.refunded_gross_minor + gross
-    tax = cumulative_share(ln.tax_minor, cumulative, ln.gross_minor) - ln.refunded_tax_minor
+    # Never negative: after a refund was released (rejected, canceled, failed) the stored tax may
+    # exceed the proportional share by a minor unit; the last refund of the line settles it.
+    tax = max(0, cumulative_share(ln.tax_minor, cumulative, ln.gross_minor)
+              - ln.refunded_tax_minor)
     discount = (cumulative_share(ln.discount_minor, cumulative, ln.gross_minor)
                 - cumulative_share(ln.discount_minor, ln.refunded_gross_minor, ln.gross_minor))
     return RefundLine(ln.id, quantity, gross, gross - tax, tax, discount)
+
+
+def apply_fee(calc: RefundCalculation, fee_minor: int,
+              tenders: Sequence[TenderState]) -> RefundCalculation:
+    """Keep a restocking fee: the customer gets ``amount − fee``; the lines (net and tax) are
+    still reversed in full, as California requires for tax. Tenders are re-spread."""
+    if fee_minor <= 0:
+        return calc
+    if fee_minor >= calc.amount_minor:
+        raise ValidationFailed("the restocking fee would take the whole refund")
+    paid_back = calc.amount_minor - fee_minor
+    return replace(calc, amount_minor=paid_back, fee_minor=fee_minor,
+                   tenders=allocate_tenders(tenders, paid_back, calc.method),
+                   refundable_after_minor=calc.refundable_before_minor - paid_back)
 
 
 def cumulative_share(part: int, cumulative_gross: int, line_gross: int) -> int:

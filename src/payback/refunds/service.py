@@ -1,14 +1,15 @@
-"""Refund use cases: preview (writes nothing), create, get, list.
+"""Refund use cases: preview (writes nothing), create, get, list, and the overdue list.
 
 ``create_refund`` is one transaction: lock the invoice row (PostgreSQL ``FOR UPDATE``; SQLite's
 ``BEGIN IMMEDIATE`` already serialises writers), load what remains refundable, run the same
-calculator as the preview, then write the refund, its lines and tenders, bump the guard counters
-(whose CHECK constraints refuse any over-refund the code might miss), move store credit, post the
-journal entries and emit the outbox events.
+calculator as the preview, ask the policy for its decision, then write the refund, its lines,
+tenders and first lifecycle event, and reserve the amount on the guard counters (whose CHECK
+constraints refuse any over-refund the code might miss). A refund the policy allows is approved
+and settled at once (``advance``); one that needs approval waits in ``pending_approval`` with its
+amount reserved; one the policy denies is refused and nothing is written.
 
-Settlement seam: refunds to the original payment method are settled synchronously by
-``settle_to_original_payment`` for now. The gateway issue replaces it with an outbox job run after
-commit; nothing else in this module needs to change.
+Every status change goes through ``transition``, which checks the state machine
+(``lifecycle.py``) and appends a refund event (actor, time, comment) and an outbox event.
 """
 
 from __future__ import annotations
@@ -17,32 +18,36 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from payback.actor import SYSTEM, Actor
 from payback.clock import Clock
-from payback.errors import Conflict, CurrencyMismatch, NotFound
+from payback.errors import Conflict, CurrencyMismatch, DomainError, NotFound
 from payback.ids import new_id
 from payback.invoicing.service import load_lines, lock_invoice
 from payback.invoicing.tables import invoice_lines, invoices
-from payback.ledger import domain as ledger
-from payback.ledger.service import post
 from payback.money import normalise_currency
 from payback.outbox.service import emit
-from payback.payments.service import DEBIT_ACCOUNT
 from payback.payments.tables import payments
-from payback.refunds import domain
-from payback.refunds.tables import refund_lines, refund_tenders, refunds
-from payback.store_credit import service as store_credit
+from payback.refunds import domain, lifecycle, settlement
+from payback.refunds.policy import Decision, decide
+from payback.refunds.tables import refund_events, refund_lines, refund_tenders, refunds
+
+
+class RefundDenied(DomainError):
+    code, status, title = "refund_denied_by_policy", 422, "The refund policy does not allow this"
+
 
 _insert_refund = insert(refunds)
 _insert_lines = insert(refund_lines)
 _insert_tenders = insert(refund_tenders)
-_bump_lines = (update(invoice_lines).where(invoice_lines.c.id == bindparam("b_id"))
-               .values(refunded_quantity=invoice_lines.c.refunded_quantity + bindparam("b_qty"),
-                       refunded_gross_minor=invoice_lines.c.refunded_gross_minor
-                       + bindparam("b_gross"),
-                       refunded_tax_minor=invoice_lines.c.refunded_tax_minor
-                       + bindparam("b_tax")))
-_bump_payments = (update(payments).where(payments.c.id == bindparam("b_id"))
-                  .values(refunded_minor=payments.c.refunded_minor + bindparam("b_amount")))
+_insert_event = insert(refund_events)
+_reserve_lines = (update(invoice_lines).where(invoice_lines.c.id == bindparam("b_id"))
+                  .values(refunded_quantity=invoice_lines.c.refunded_quantity + bindparam("b_qty"),
+                          refunded_gross_minor=invoice_lines.c.refunded_gross_minor
+                          + bindparam("b_gross"),
+                          refunded_tax_minor=invoice_lines.c.refunded_tax_minor
+                          + bindparam("b_tax")))
+_reserve_payments = (update(payments).where(payments.c.id == bindparam("b_id"))
+                     .values(refunded_minor=payments.c.refunded_minor + bindparam("b_amount")))
 _select_tenders = (select(payments.c.id, payments.c.method, payments.c.amount_minor,
                           payments.c.refunded_minor)
                    .where(payments.c.invoice_id == bindparam("invoice_id"))
@@ -66,116 +71,140 @@ def _state(conn: Connection, inv: dict, currency: str | None):
     return lines, tenders
 
 
+def _evaluate(conn: Connection, inv: dict, req: domain.RefundRequest, currency: str | None,
+              actor: Actor, now: datetime) -> tuple[domain.RefundCalculation, Decision]:
+    """The calculator and the policy together: what the preview shows and create writes."""
+    lines, tenders = _state(conn, inv, currency)
+    calc = domain.calculate(inv["currency"], lines, tenders, req)
+    decision = decide(conn, inv=inv, calc=calc, req=req, actor=actor, now=now)
+    return domain.apply_fee(calc, decision.fee_minor, tenders), decision
+
+
 def preview_refund(conn: Connection, invoice_id: str, req: domain.RefundRequest,
-                   currency: str | None = None) -> dict:
-    """The numbers a refund would have right now. Reads only; nothing is written."""
-    row = conn.execute(select(invoices).where(invoices.c.id == invoice_id)).first()
+                   currency: str | None = None, *, actor: Actor = SYSTEM,
+                   seller_id: str | None = None, now: datetime | None = None) -> dict:
+    """The numbers and the policy decision a refund would have right now. Writes nothing."""
+    q = select(invoices).where(invoices.c.id == invoice_id)
+    if seller_id:
+        q = q.where(invoices.c.seller_id == seller_id)
+    row = conn.execute(q).first()
     if row is None:
         raise NotFound(f"invoice {invoice_id} not found")
     inv = dict(row._mapping)
-    lines, tenders = _state(conn, inv, currency)
-    calc = domain.calculate(inv["currency"], lines, tenders, req)
-    return _calculation_view(inv, req, calc)
+    calc, decision = _evaluate(conn, inv, req, currency, actor, now or _now())
+    return _calculation_view(inv, req, calc, decision)
+
+
+def _now() -> datetime:
+    from payback.clock import SystemClock
+    return SystemClock().now()
 
 
 def create_refund(conn: Connection, clock: Clock, invoice_id: str, req: domain.RefundRequest,
-                  currency: str | None = None) -> dict:
+                  currency: str | None = None, *, actor: Actor = SYSTEM,
+                  seller_id: str | None = None) -> dict:
     domain.validate_request(req)
-    inv = lock_invoice(conn, invoice_id)
-    lines, tenders = _state(conn, inv, currency)
-    calc = domain.calculate(inv["currency"], lines, tenders, req)
+    inv = lock_invoice(conn, invoice_id, seller_id)
     now = clock.now()
-    refund_id = new_id("refund")
-    refund = _insert_rows(conn, refund_id, inv, req, calc, now)
-    _settle(conn, refund_id, inv, calc, now)
-    return refund
+    calc, decision = _evaluate(conn, inv, req, currency, actor, now)
+    if decision.outcome == "deny":
+        raise RefundDenied(_denial_text(decision), decision=decision.to_json())
+    refund, lines, tenders = _rows(new_id("refund"), inv, req, calc, decision, actor, now)
+    _insert(conn, refund, lines, tenders, inv, now)
+    transition(conn, refund, "requested", actor, now, inv=inv, comment=req.note)
+    if decision.outcome == "needs_approval":
+        transition(conn, refund, "pending_approval", actor, now, inv=inv,
+                   comment=_denial_text(decision))
+    else:
+        advance(conn, refund, tenders, inv, actor, now, comment="approved by policy")
+    return {**refund, "lines": lines, "tenders": _tender_views(tenders)}
 
 
-def _insert_rows(conn: Connection, refund_id: str, inv: dict, req: domain.RefundRequest,
-                 calc: domain.RefundCalculation, now: datetime) -> dict:
-    """Write the refund, its lines and tenders, and bump the guard counters. Returns the refund
-    as ``get_refund`` would read it back (saves three queries on the hot path)."""
+def _denial_text(decision: Decision) -> str:
+    return " ".join(e["text"] for e in decision.explanations) or decision.outcome
+
+
+def _rows(refund_id: str, inv: dict, req: domain.RefundRequest, calc: domain.RefundCalculation,
+          decision: Decision, actor: Actor, now: datetime) -> tuple[dict, list, list]:
+    bonus = decision.bonus_minor if req.method == "store_credit" else 0
     refund = {
         "id": refund_id, "invoice_id": inv["id"], "customer_id": inv["customer_id"],
-        "status": "succeeded", "kind": req.kind, "method": req.method, "reason": req.reason,
-        "note": req.note, "currency": inv["currency"], "amount_minor": calc.amount_minor,
-        "net_minor": calc.net_minor, "tax_minor": calc.tax_minor, "created_at": now,
-        "settled_at": now}
+        "seller_id": inv["seller_id"], "status": "requested", "kind": req.kind,
+        "method": req.method, "reason": req.reason, "note": req.note,
+        "currency": inv["currency"], "amount_minor": calc.amount_minor,
+        "net_minor": calc.net_minor, "tax_minor": calc.tax_minor, "fee_minor": calc.fee_minor,
+        "bonus_minor": bonus, "requested_by": actor.id, "approved_by": None,
+        "policy_id": decision.policy_id, "policy_version": decision.policy_version,
+        "decision": decision.to_json(), "due_at": decision.due_at, "created_at": now,
+        "settled_at": None}
     lines = [{"id": new_id("refund_line"), "refund_id": refund_id, "invoice_line_id": rl.line_id,
               "quantity": rl.quantity, "gross_minor": rl.gross_minor, "net_minor": rl.net_minor,
               "tax_minor": rl.tax_minor, "discount_minor": rl.discount_minor}
              for rl in calc.lines]
     tenders = [{"refund_id": refund_id, "payment_id": t.payment_id,
-                "destination": t.destination, "amount_minor": t.amount_minor}
-               for t in calc.tenders]
+                "payment_method": t.payment_method, "destination": t.destination,
+                "amount_minor": t.amount_minor} for t in calc.tenders]
+    return refund, lines, tenders
+
+
+def _insert(conn: Connection, refund: dict, lines: list, tenders: list, inv: dict,
+            now: datetime) -> None:
+    """Write the refund, its lines and tenders, and reserve the amount on the guard counters."""
     conn.execute(_insert_refund, refund)
     conn.execute(_insert_lines, lines)
-    conn.execute(_insert_tenders, tenders)
-    conn.execute(_bump_lines, [
-        {"b_id": rl.line_id, "b_qty": rl.quantity, "b_gross": rl.gross_minor,
-         "b_tax": rl.tax_minor} for rl in calc.lines])
-    conn.execute(_bump_payments, [
-        {"b_id": t.payment_id, "b_amount": t.amount_minor} for t in calc.tenders])
-    emit(conn, "refund.created", refund_id, _event(refund_id, inv, calc), now)
-    return {**refund, "lines": lines,
-            "tenders": [{k: t[k] for k in ("payment_id", "destination", "amount_minor")}
-                        for t in tenders]}
+    conn.execute(_insert_tenders, [{k: v for k, v in t.items() if k != "payment_method"}
+                                   for t in tenders])
+    conn.execute(_reserve_lines, [{"b_id": ln["invoice_line_id"], "b_qty": ln["quantity"],
+                                   "b_gross": ln["gross_minor"], "b_tax": ln["tax_minor"]}
+                                  for ln in lines])
+    conn.execute(_reserve_payments, [{"b_id": t["payment_id"], "b_amount": t["amount_minor"]}
+                                     for t in tenders])
 
 
-def _settle(conn: Connection, refund_id: str, inv: dict, calc: domain.RefundCalculation,
-            now: datetime) -> None:
-    """Move the money: store credit now; original payment through the settlement seam."""
-    cur = inv["currency"]
-    to_wallet = sum(t.amount_minor for t in calc.tenders if t.destination == "store_credit")
-    if to_wallet:
-        store_credit.grant(conn, customer_id=inv["customer_id"], currency=cur,
-                           amount_minor=to_wallet, at=now, refund_id=refund_id)
-        emit(conn, "store_credit.granted", refund_id,
-             {"customer_id": inv["customer_id"], "amount_minor": to_wallet, "currency": cur,
-              "refund_id": refund_id}, now)
-    post(conn, _reversal_entry(refund_id, inv, calc), now)
-    if calc.method == "original_payment":
-        settle_to_original_payment(conn, refund_id, inv, calc, now)
-    emit(conn, "refund.succeeded", refund_id, _event(refund_id, inv, calc), now)
+def transition(conn: Connection, refund: dict, target: str, actor: Actor, now: datetime, *,
+               inv: dict, comment: str | None = None, **changes) -> None:
+    """Move a refund to ``target`` (checked against the state machine), record the event."""
+    current = None if target == "requested" else refund["status"]
+    if current is not None:
+        lifecycle.check(current, target)
+        conn.execute(update(refunds).where(refunds.c.id == refund["id"])
+                     .values(status=target, **changes))
+    refund.update(status=target, **changes)
+    conn.execute(_insert_event, {"refund_id": refund["id"], "from_status": current,
+                                 "to_status": target, "actor_id": actor.id,
+                                 "actor_role": actor.role, "comment": comment, "at": now})
+    topic = "refund.created" if target == "requested" else f"refund.{target}"
+    emit(conn, topic, refund["id"], _event(refund), now, inv["seller_id"])
 
 
-def _reversal_entry(refund_id: str, inv: dict, calc: domain.RefundCalculation) -> ledger.Entry:
-    """Dr sales returns (net) and tax payable (tax); Cr refunds payable, or store credit
-    liability directly when the whole refund goes to store credit."""
-    cur = inv["currency"]
-    to_store_credit = calc.method == "store_credit"
-    target = ledger.STORE_CREDIT if to_store_credit else ledger.REFUNDS_PAYABLE
-    event = "refund.to_store_credit" if to_store_credit else "refund.approved"
-    return ledger.entry(event, refund_id, [
-        ledger.debit(ledger.SALES_RETURNS, cur, calc.net_minor),
-        ledger.debit(ledger.TAX_PAYABLE, cur, calc.tax_minor),
-        ledger.credit(target, cur, calc.amount_minor),
-    ], memo=f"Refund {refund_id} on invoice {inv['number']}")
+def advance(conn: Connection, refund: dict, tenders: list[dict], inv: dict, actor: Actor,
+            now: datetime, *, comment: str | None = None) -> None:
+    """Approve and settle: requested or pending_approval → approved → processing → succeeded.
+    Settlement is synchronous for now (see ``settlement``)."""
+    transition(conn, refund, "approved", actor, now, inv=inv, comment=comment,
+               approved_by=actor.id)
+    settlement.post_approval(conn, refund, inv, now)
+    transition(conn, refund, "processing", SYSTEM, now, inv=inv)
+    settlement.settle(conn, refund, tenders, inv, now)
+    transition(conn, refund, "succeeded", SYSTEM, now, inv=inv, settled_at=now)
 
 
-def settle_to_original_payment(conn: Connection, refund_id: str, inv: dict,
-                               calc: domain.RefundCalculation, now: datetime) -> None:
-    """Pay the refund back to each tender: Dr refunds payable, Cr the account the payment
-    went into (gateway clearing for cards, cash, store-credit liability)."""
-    cur = inv["currency"]
-    post(conn, ledger.entry("refund.paid", refund_id, [
-        ledger.debit(ledger.REFUNDS_PAYABLE, cur, calc.amount_minor),
-        *[ledger.credit(DEBIT_ACCOUNT[t.payment_method], cur, t.amount_minor)
-          for t in calc.tenders],
-    ], memo=f"Refund {refund_id} paid out"), now)
+def _event(refund: dict) -> dict:
+    return {"id": refund["id"], "invoice_id": refund["invoice_id"],
+            "amount_minor": refund["amount_minor"], "currency": refund["currency"],
+            "method": refund["method"], "status": refund["status"]}
 
 
-def _event(refund_id: str, inv: dict, calc: domain.RefundCalculation) -> dict:
-    return {"id": refund_id, "invoice_id": inv["id"], "amount_minor": calc.amount_minor,
-            "currency": inv["currency"], "method": calc.method}
+def _tender_views(tenders: list[dict]) -> list[dict]:
+    return [{k: t[k] for k in ("payment_id", "destination", "amount_minor")} for t in tenders]
 
 
-def _calculation_view(inv: dict, req: domain.RefundRequest,
-                      calc: domain.RefundCalculation) -> dict:
+def _calculation_view(inv: dict, req: domain.RefundRequest, calc: domain.RefundCalculation,
+                      decision: Decision) -> dict:
     return {
         "invoice_id": inv["id"], "currency": calc.currency, "kind": calc.kind,
         "method": calc.method, "reason": req.reason, "amount_minor": calc.amount_minor,
-        "net_minor": calc.net_minor, "tax_minor": calc.tax_minor,
+        "net_minor": calc.net_minor, "tax_minor": calc.tax_minor, "fee_minor": calc.fee_minor,
         "refundable_before_minor": calc.refundable_before_minor,
         "refundable_after_minor": calc.refundable_after_minor,
         "lines": [{"invoice_line_id": rl.line_id, "quantity": rl.quantity,
@@ -185,26 +214,51 @@ def _calculation_view(inv: dict, req: domain.RefundRequest,
         "tenders": [{"payment_id": t.payment_id, "payment_method": t.payment_method,
                      "destination": t.destination, "amount_minor": t.amount_minor}
                     for t in calc.tenders],
+        "decision": decision.to_json(),
     }
 
 
-def get_refund(conn: Connection, refund_id: str) -> dict:
-    row = conn.execute(select(refunds).where(refunds.c.id == refund_id)).first()
+def _by_id(refund_id: str, seller_id: str | None):
+    q = select(refunds).where(refunds.c.id == refund_id)
+    return q.where(refunds.c.seller_id == seller_id) if seller_id else q
+
+
+def load_for_update(conn: Connection, refund_id: str, seller_id: str | None) -> tuple[dict, dict]:
+    """Lock the refund's invoice (the fixed lock order), then read the refund."""
+    row = conn.execute(_by_id(refund_id, seller_id)).first()
+    if row is None:
+        raise NotFound(f"refund {refund_id} not found")
+    inv = lock_invoice(conn, row.invoice_id)
+    refund = dict(conn.execute(_by_id(refund_id, None)).one()._mapping)
+    return refund, inv
+
+
+def load_tenders(conn: Connection, refund_id: str) -> list[dict]:
+    q = (select(refund_tenders.c.payment_id, payments.c.method.label("payment_method"),
+                refund_tenders.c.destination, refund_tenders.c.amount_minor)
+         .join(payments, payments.c.id == refund_tenders.c.payment_id)
+         .where(refund_tenders.c.refund_id == refund_id).order_by(refund_tenders.c.id))
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def get_refund(conn: Connection, refund_id: str, seller_id: str | None = None) -> dict:
+    row = conn.execute(_by_id(refund_id, seller_id)).first()
     if row is None:
         raise NotFound(f"refund {refund_id} not found")
     out = dict(row._mapping)
     out["lines"] = [dict(r._mapping) for r in conn.execute(
         select(refund_lines).where(refund_lines.c.refund_id == refund_id)
         .order_by(refund_lines.c.id))]
-    out["tenders"] = [dict(r._mapping) for r in conn.execute(
-        select(refund_tenders.c.payment_id, refund_tenders.c.destination,
-               refund_tenders.c.amount_minor)
-        .where(refund_tenders.c.refund_id == refund_id).order_by(refund_tenders.c.id))]
+    out["tenders"] = _tender_views(load_tenders(conn, refund_id))
+    out["events"] = [dict(r._mapping) for r in conn.execute(
+        select(refund_events).where(refund_events.c.refund_id == refund_id)
+        .order_by(refund_events.c.id))]
     return out
 
 
 def list_refunds(conn: Connection, *, after: str | None, limit: int,
-                 invoice_id: str | None = None, status: str | None = None) -> list[dict]:
+                 invoice_id: str | None = None, status: str | None = None,
+                 seller_id: str | None = None) -> list[dict]:
     q = select(refunds).order_by(refunds.c.id).limit(limit)
     if after:
         q = q.where(refunds.c.id > after)
@@ -212,4 +266,26 @@ def list_refunds(conn: Connection, *, after: str | None, limit: int,
         q = q.where(refunds.c.invoice_id == invoice_id)
     if status:
         q = q.where(refunds.c.status == status)
+    if seller_id:
+        q = q.where(refunds.c.seller_id == seller_id)
     return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def list_overdue(conn: Connection, now: datetime, *, due_within_days: int = 0,
+                 seller_id: str | None = None, limit: int = 200) -> list[dict]:
+    """Refunds not yet finished whose due date has passed, or falls within ``due_within_days``:
+    what finance must chase. Each row says whether it is late or due soon."""
+    from datetime import timedelta
+    horizon = now + timedelta(days=due_within_days)
+    open_states = tuple(lifecycle.ACTIVE - {"succeeded"})
+    q = (select(refunds).where(refunds.c.status.in_(open_states), refunds.c.due_at.is_not(None),
+                               refunds.c.due_at <= horizon)
+         .order_by(refunds.c.due_at, refunds.c.id).limit(limit))
+    if seller_id:
+        q = q.where(refunds.c.seller_id == seller_id)
+    out = []
+    for r in conn.execute(q):
+        row = dict(r._mapping)
+        row["overdue"] = row["due_at"] < now
+        out.append(row)
+    return out

@@ -46,7 +46,7 @@ def _month_starts(date_from: date, date_to: date) -> list[date]:
 
 
 def revenue(conn: Connection, date_from: date, date_to: date, currency: str | None = None,
-            group_by: str = "none") -> dict:
+            group_by: str = "none", seller_id: str | None = None) -> dict:
     """The revenue report; ``group_by='month'`` splits the range at month starts."""
     if group_by not in ("none", "month"):
         raise ValidationFailed("group_by must be 'none' or 'month'")
@@ -55,12 +55,13 @@ def revenue(conn: Connection, date_from: date, date_to: date, currency: str | No
     periods = []
     for start, end in zip(edges, edges[1:]):
         periods.append({"from": start.isoformat(), "to": end.isoformat(),
-                        "currencies": _period(conn, start, end, currency)})
+                        "currencies": _period(conn, start, end, currency, seller_id)})
     return {"from": date_from.isoformat(), "to": date_to.isoformat(), "group_by": group_by,
             "periods": periods}
 
 
-def _period(conn: Connection, start: date, end: date, currency: str | None) -> list[dict]:
+def _period(conn: Connection, start: date, end: date, currency: str | None,
+            seller_id: str | None) -> list[dict]:
     lo, hi = _bounds(start, end)
     kind = case((journal_entries.c.event_type.like("invoice.%"), "invoice"),
                 (journal_entries.c.event_type.like("refund.%"), "refund"), else_="other")
@@ -71,6 +72,8 @@ def _period(conn: Connection, start: date, end: date, currency: str | None) -> l
          .group_by(postings.c.currency, postings.c.account_code, kind))
     if currency:
         q = q.where(postings.c.currency == currency.upper())
+    if seller_id:
+        q = q.where(journal_entries.c.seller_id == seller_id)
     sums: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
     for cur, code, k, debits, credits in conn.execute(q):
         _accumulate(sums[cur], code, k, int(debits), int(credits))

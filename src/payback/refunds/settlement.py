@@ -1,0 +1,126 @@
+"""Moving a refund's money and keeping its books, inside the caller's transaction.
+
+- ``post_approval``: the refund is owed. Original payment: Dr sales returns (net), Dr tax payable
+  (tax); Cr refunds payable (what the customer gets) and Cr restocking fee income (the fee).
+- ``settle``: pays it. Original payment → ``settle_to_original_payment`` (Dr refunds payable,
+  Cr the account each tender came from; a store-credit tender goes back to the wallet). Method
+  store credit → the wallet is granted the amount (plus any bonus) and the entry credits store
+  credit liability directly.
+- ``release``: a refund that will not happen (rejected, canceled, failed) gives its reservation
+  back: the guard counters on invoice lines and payments are decremented, so the amount is
+  refundable again.
+
+Settlement seam: original-payment refunds settle synchronously here for now. The gateway issue
+turns ``settle_to_original_payment`` into an outbox job run after commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from payback.invoicing.tables import invoice_lines
+from payback.ledger import domain as ledger
+from payback.ledger.service import post
+from payback.outbox.service import emit
+from payback.payments.service import DEBIT_ACCOUNT
+from payback.payments.tables import payments
+from payback.refunds.tables import refund_lines, refund_tenders
+from payback.store_credit import service as store_credit
+
+_release_lines = (update(invoice_lines).where(invoice_lines.c.id == bindparam("b_id"))
+                  .values(refunded_quantity=invoice_lines.c.refunded_quantity - bindparam("b_qty"),
+                          refunded_gross_minor=invoice_lines.c.refunded_gross_minor
+                          - bindparam("b_gross"),
+                          refunded_tax_minor=invoice_lines.c.refunded_tax_minor
+                          - bindparam("b_tax")))
+_release_payments = (update(payments).where(payments.c.id == bindparam("b_id"))
+                     .values(refunded_minor=payments.c.refunded_minor - bindparam("b_amount")))
+
+
+def post_approval(conn: Connection, refund: dict, inv: dict, at: datetime) -> None:
+    """The journal entry that makes an original-payment refund owed (store credit refunds are
+    booked when the wallet is credited, in ``settle``)."""
+    if refund["method"] != "original_payment":
+        return
+    cur = refund["currency"]
+    post(conn, ledger.entry("refund.approved", refund["id"], [
+        ledger.debit(ledger.SALES_RETURNS, cur, refund["net_minor"]),
+        ledger.debit(ledger.TAX_PAYABLE, cur, refund["tax_minor"]),
+        ledger.credit(ledger.REFUNDS_PAYABLE, cur, refund["amount_minor"]),
+        ledger.credit(ledger.RESTOCKING_FEES, cur, refund["fee_minor"]),
+    ], memo=f"Refund {refund['id']} on invoice {inv['number']}"), at, inv["seller_id"])
+
+
+def reverse_approval(conn: Connection, refund: dict, inv: dict, at: datetime) -> None:
+    """Undo ``post_approval`` when an approved refund is canceled before any money moved."""
+    if refund["method"] != "original_payment":
+        return
+    cur = refund["currency"]
+    post(conn, ledger.entry("refund.approval_reversed", refund["id"], [
+        ledger.debit(ledger.REFUNDS_PAYABLE, cur, refund["amount_minor"]),
+        ledger.debit(ledger.RESTOCKING_FEES, cur, refund["fee_minor"]),
+        ledger.credit(ledger.SALES_RETURNS, cur, refund["net_minor"]),
+        ledger.credit(ledger.TAX_PAYABLE, cur, refund["tax_minor"]),
+    ], memo=f"Approval of refund {refund['id']} reversed"), at, inv["seller_id"])
+
+
+def settle(conn: Connection, refund: dict, tenders: list[dict], inv: dict, at: datetime) -> None:
+    if refund["method"] == "store_credit":
+        _settle_to_store_credit(conn, refund, inv, at)
+    else:
+        settle_to_original_payment(conn, refund, tenders, inv, at)
+
+
+def _settle_to_store_credit(conn: Connection, refund: dict, inv: dict, at: datetime) -> None:
+    cur, bonus = refund["currency"], refund["bonus_minor"]
+    credited = refund["amount_minor"] + bonus
+    _grant(conn, refund, inv, credited, at)
+    post(conn, ledger.entry("refund.to_store_credit", refund["id"], [
+        ledger.debit(ledger.SALES_RETURNS, cur, refund["net_minor"]),
+        ledger.debit(ledger.TAX_PAYABLE, cur, refund["tax_minor"]),
+        ledger.debit(ledger.STORE_CREDIT_INCENTIVES, cur, bonus),
+        ledger.credit(ledger.STORE_CREDIT, cur, credited),
+        ledger.credit(ledger.RESTOCKING_FEES, cur, refund["fee_minor"]),
+    ], memo=f"Refund {refund['id']} on invoice {inv['number']} to store credit"), at,
+        inv["seller_id"])
+
+
+def settle_to_original_payment(conn: Connection, refund: dict, tenders: list[dict], inv: dict,
+                               at: datetime) -> None:
+    """Pay each tender back: Dr refunds payable, Cr the account the payment went into."""
+    cur = refund["currency"]
+    to_wallet = sum(t["amount_minor"] for t in tenders if t["destination"] == "store_credit")
+    if to_wallet:
+        _grant(conn, refund, inv, to_wallet, at)
+    post(conn, ledger.entry("refund.paid", refund["id"], [
+        ledger.debit(ledger.REFUNDS_PAYABLE, cur, refund["amount_minor"]),
+        *[ledger.credit(DEBIT_ACCOUNT[t["payment_method"]], cur, t["amount_minor"])
+          for t in tenders],
+    ], memo=f"Refund {refund['id']} paid out"), at, inv["seller_id"])
+
+
+def _grant(conn: Connection, refund: dict, inv: dict, amount: int, at: datetime) -> None:
+    store_credit.grant(conn, customer_id=inv["customer_id"], currency=refund["currency"],
+                       amount_minor=amount, at=at, refund_id=refund["id"],
+                       seller_id=inv["seller_id"])
+    emit(conn, "store_credit.granted", refund["id"],
+         {"customer_id": inv["customer_id"], "amount_minor": amount,
+          "currency": refund["currency"], "refund_id": refund["id"]}, at, inv["seller_id"])
+
+
+def release(conn: Connection, refund_id: str) -> None:
+    """Give a refund's reservation back to the invoice lines and payments."""
+    lines = conn.execute(select(refund_lines.c.invoice_line_id, refund_lines.c.quantity,
+                                refund_lines.c.gross_minor, refund_lines.c.tax_minor)
+                         .where(refund_lines.c.refund_id == refund_id)).all()
+    tenders = conn.execute(select(refund_tenders.c.payment_id, refund_tenders.c.amount_minor)
+                           .where(refund_tenders.c.refund_id == refund_id)).all()
+    if lines:
+        conn.execute(_release_lines, [{"b_id": ln.invoice_line_id, "b_qty": ln.quantity,
+                                       "b_gross": ln.gross_minor, "b_tax": ln.tax_minor}
+                                      for ln in lines])
+    if tenders:
+        conn.execute(_release_payments, [{"b_id": t.payment_id, "b_amount": t.amount_minor}
+                                         for t in tenders])
