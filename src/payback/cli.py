@@ -325,3 +325,228 @@ def _print_trial_balance(tb: dict) -> None:
                       _money(total["credit_minor"], cur),
                       "balanced" if total["balanced"] else "[bold red]NOT BALANCED[/]")
         _print_wide(console, table)
+
+
+# ---------------------------------------------------------------------------- audit trail
+
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail.")
+app.add_typer(audit_app, name="audit")
+
+#: ``payback audit verify`` exits with this status when the hash chain is broken.
+EXIT_AUDIT_BROKEN = 3
+
+
+@audit_app.command("verify")
+@mapped
+def audit_verify() -> None:
+    """Check every record's hash and link; name the first broken record (exit status 3)."""
+    from payback.audit.service import verify
+    from payback.db import read
+
+    with _engine(Settings()) as engine, read(engine) as conn:
+        result = verify(conn)
+    if result.ok:
+        typer.echo(f"audit trail intact: {result.checked} records")
+        typer.echo(f"last hash: {result.last_hash}")
+        return
+    typer.echo(f"audit trail BROKEN at record #{result.first_broken_seq}: {result.reason}")
+    raise typer.Exit(EXIT_AUDIT_BROKEN)
+
+
+@audit_app.command("list")
+@mapped
+def audit_list(object_id: Annotated[str | None, typer.Option(
+                   "--object-id", help="Only records about this object.")] = None,
+               actor: Annotated[str | None, typer.Option(
+                   "--actor", help="Only records by this actor id.")] = None,
+               action: Annotated[str | None, typer.Option(
+                   "--action", help="Only this action, e.g. refund.create.")] = None,
+               limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,
+               as_json: JsonOpt = False) -> None:
+    """Audit records, oldest first, filtered by object, actor and action."""
+    from payback.audit.domain import iso_utc
+    from payback.audit.service import query
+    from payback.db import read
+
+    with _engine(Settings()) as engine, read(engine) as conn:
+        rows = query(conn, object_id=object_id, actor_id=actor, action=action, limit=limit)
+    if as_json:
+        _echo_json([{**r, "at": iso_utc(r["at"])} for r in rows])
+    elif not rows:
+        Console().print("No audit records match.")
+    else:
+        _print_wide(Console(), _audit_table(rows))
+
+
+def _audit_table(rows: list[dict]) -> Table:
+    from rich.markup import escape  # ids and actions are data, never markup
+
+    table = Table(title="Audit trail")
+    for title in ("#", "At (UTC)", "Actor", "Role", "Action", "Object", "Outcome", "Origin"):
+        table.add_column(title, no_wrap=True, justify="right" if title == "#" else "left")
+    for r in rows:
+        obj = f"{r['object_type'] or ''} {r['object_id'] or ''}".strip()
+        cells = (r["at"].strftime("%Y-%m-%d %H:%M:%S"), f"{r['actor_kind']}:{r['actor_id']}",
+                 r["actor_role"] or "", r["action"], obj, r["outcome"], r["origin"])
+        table.add_row(str(r["seq"]), *(escape(c) for c in cells))
+    return table
+
+
+# ---------------------------------------------------------------------- staff and API keys
+
+users_app = typer.Typer(no_args_is_help=True, help="Staff accounts.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (the token is shown once).")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+
+SellerOpt = Annotated[str, typer.Option("--seller", help="Seller id (default: the default "
+                                                         "seller, sel_default).")]
+RoleOpt = Annotated[str, typer.Option(help="viewer, agent, approver, admin or auditor.")]
+
+
+@users_app.command("create")
+@mapped
+def users_create(email: Annotated[str, typer.Option(help="Login email (unique).")],
+                 name: Annotated[str, typer.Option(help="Display name.")],
+                 role: RoleOpt,
+                 password: Annotated[str | None, typer.Option(
+                     help="Password (≥ 12 characters, letters and digits). Prompted, hidden, "
+                          "when left out: prefer that, a command line ends up in shell "
+                          "history.")] = None,
+                 generate: Annotated[bool, typer.Option(
+                     "--generate-password", help="Generate a password and print it once.")
+                 ] = False,
+                 seller: SellerOpt = "sel_default", as_json: JsonOpt = False) -> None:
+    """Create a staff account."""
+    from payback.access.service import create_user, random_password
+    from payback.clock import SystemClock
+    from payback.db import write
+
+    if generate:
+        password = random_password()
+    elif password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _engine(Settings()) as engine, write(engine) as conn:
+        user = create_user(conn, SystemClock(), seller_id=seller, email=email, name=name,
+                           role=role, password=password)
+    if as_json:
+        _echo_json({**user, **({"password": password} if generate else {})})
+        return
+    typer.echo(f"Created staff user {user['id']} {user['email']} (role {user['role']}, "
+               f"seller {user['seller_id']}).")
+    if generate:
+        typer.echo(f"Password (shown once, store it now): {password}")
+
+
+@users_app.command("list")
+@mapped
+def users_list(seller: SellerOpt = "sel_default", as_json: JsonOpt = False) -> None:
+    """Staff accounts of a seller (never their password hashes)."""
+    from payback.access.service import list_users
+    from payback.db import read
+
+    with _engine(Settings()) as engine, read(engine) as conn:
+        rows = list_users(conn, seller_id=seller, limit=10_000)
+    if as_json:
+        _echo_json(rows)
+        return
+    table = Table(title=f"Staff users of {seller}")
+    for title in ("Id", "Email", "Name", "Role", "Active", "Last login (UTC)"):
+        table.add_column(title, no_wrap=True)
+    for r in rows:
+        table.add_row(r["id"], r["email"], r["name"], r["role"], "yes" if r["active"] else "no",
+                      _utc(r["last_login_at"]))
+    _print_wide(Console(), table)
+
+
+@users_app.command("bootstrap")
+@mapped
+def users_bootstrap(seller: SellerOpt = "sel_default") -> None:
+    """First run only: create the admin account and print its password once."""
+    from payback.access.service import ensure_first_admin
+    from payback.clock import SystemClock
+    from payback.db import write
+
+    with _engine(Settings()) as engine, write(engine) as conn:
+        created = ensure_first_admin(conn, SystemClock(), seller_id=seller)
+    if created is None:
+        typer.echo("Staff users exist already: no admin created.")
+        return
+    email, password = created
+    typer.echo("First admin created. The password is shown ONCE: store it now.")
+    typer.echo(f"  email:    {email}")
+    typer.echo(f"  password: {password}")
+
+
+@keys_app.command("create")
+@mapped
+def keys_create(name: Annotated[str, typer.Option(help="What the key is for.")],
+                role: RoleOpt,
+                scope: Annotated[list[str] | None, typer.Option(
+                    "--scope", help="Restrict the key to this permission (repeatable); "
+                                    "default: all of its role's.")] = None,
+                expires_in_days: Annotated[int | None, typer.Option(
+                    min=1, help="Expire after this many days (default: never).")] = None,
+                seller: SellerOpt = "sel_default", as_json: JsonOpt = False) -> None:
+    """Create an API key and print its token once (only a hash is stored)."""
+    from datetime import timedelta
+
+    from payback.access.service import create_key
+    from payback.clock import FixedClock, SystemClock
+    from payback.db import write
+
+    clock = FixedClock(SystemClock().now())  # one instant: expires exactly N days after creation
+    expires = clock.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    with _engine(Settings()) as engine, write(engine) as conn:
+        key, token = create_key(conn, clock, seller_id=seller, name=name, role=role,
+                                scopes=scope or None, expires_at=expires, created_by="cli")
+    if as_json:
+        _echo_json({**key, "token": token})
+        return
+    typer.echo(f"Created API key {key['id']} ({key['name']}, role {key['role']}, seller "
+               f"{key['seller_id']}). The token is shown ONCE: store it now.")
+    typer.echo(token)
+
+
+@keys_app.command("revoke")
+@mapped
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")],
+                seller: SellerOpt = "sel_default") -> None:
+    """Revoke an API key at once."""
+    from payback.access.service import revoke_key
+    from payback.clock import SystemClock
+    from payback.db import write
+
+    with _engine(Settings()) as engine, write(engine) as conn:
+        key = revoke_key(conn, SystemClock(), seller_id=seller, key_id=key_id)
+    typer.echo(f"Revoked API key {key['id']} ({key['name']}) at {_utc(key['revoked_at'])}.")
+
+
+@keys_app.command("list")
+@mapped
+def keys_list(seller: SellerOpt = "sel_default", as_json: JsonOpt = False) -> None:
+    """API keys of a seller: prefix, role, scopes, last use; never a secret."""
+    from payback.access.service import list_keys
+    from payback.clock import SystemClock
+    from payback.db import read
+
+    now = SystemClock().now()
+    with _engine(Settings()) as engine, read(engine) as conn:
+        rows = list_keys(conn, seller_id=seller, limit=10_000)
+    if as_json:
+        _echo_json(rows)
+        return
+    table = Table(title=f"API keys of {seller}")
+    for title in ("Id", "Name", "Prefix", "Role", "Scopes", "Status", "Last used (UTC)"):
+        table.add_column(title, no_wrap=True)
+    for r in rows:
+        status = ("revoked" if r["revoked_at"] else
+                  "expired" if r["expires_at"] and r["expires_at"] <= now else "active")
+        table.add_row(r["id"], r["name"], f"pb_{r['prefix']}_…", r["role"],
+                      ", ".join(r["scopes"]) if r["scopes"] is not None else "all of role",
+                      status, _utc(r["last_used_at"]))
+    _print_wide(Console(), table)
+
+
+def _utc(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "never"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,3 +28,15 @@ class Settings(BaseSettings):
     idempotency_retention_hours: int = 24
     #: Seller name printed on documents and used as the invoice number prefix.
     invoice_prefix: str = "INV"
+    #: Refund creations admitted per principal (API key or staff user) in a sliding window:
+    #: ``<count>/<unit>`` or ``<count>/<n> <unit>s`` (second, minute, hour, day). Counted per
+    #: API process (see payback.access.ratelimit).
+    refund_rate_limit: str = "30/minute"
+
+    @field_validator("refund_rate_limit")
+    @classmethod
+    def _rate_is_valid(cls, value: str) -> str:
+        from payback.access.ratelimit import parse_rate
+
+        parse_rate(value)  # raises ValueError with a message naming the setting's value
+        return value

@@ -3,7 +3,8 @@ create customers, invoices, payments and refunds through the API, and ``snapshot
 assert that a refused request left the database exactly as it was.
 
 Every fixture here builds on the root ``engine`` fixture, so each API test runs on SQLite and on
-PostgreSQL.
+PostgreSQL. ``client`` authenticates as an admin API key of the default seller (``admin_token``);
+``anon`` sends no credentials; ``new_key`` makes keys of other roles, scopes and sellers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from payback import db
+from payback.access.service import create_key
+from payback.access.tables import DEFAULT_SELLER_ID
 from payback.api.app import create_app
 from payback.api.problems import PROBLEM_TYPE_BASE
 from payback.db.schema import metadata
@@ -104,23 +108,73 @@ class Api:
         return resp.json()
 
 
+def build_app(settings: Settings, engine, clock):
+    """The application under test, on the test's engine and fixed clock."""
+    return create_app(settings, engine=engine, clock=clock)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_key(engine, clock, role: str = "admin", *, seller_id: str = DEFAULT_SELLER_ID,
+            **kwargs: Any) -> tuple[dict, str]:
+    """An API key created through the service: (key, token)."""
+    with db.write(engine) as conn:
+        return create_key(conn, clock, seller_id=seller_id, name=f"test {role}", role=role,
+                          **kwargs)
+
+
 @pytest.fixture
 def app(engine, db_url, clock):
     """The FastAPI app on this test's database, with the fixed clock."""
-    return create_app(Settings(database_url=db_url), engine=engine, clock=clock)
+    return build_app(Settings(database_url=db_url), engine, clock)
 
 
 @pytest.fixture
-def client(app):
+def admin_token(engine, clock) -> str:
+    """The token of an admin API key of the default seller (what ``client`` sends)."""
+    return new_key(engine, clock, "admin")[1]
+
+
+@pytest.fixture
+def client(app, admin_token):
+    """A client authenticated as an admin API key of the default seller."""
+    with TestClient(app, headers=bearer(admin_token)) as c:
+        yield c
+
+
+@pytest.fixture
+def anon(app):
+    """A client that sends no credentials."""
     with TestClient(app) as c:
         yield c
 
 
 @pytest.fixture
-def make_client(app) -> Callable[[], TestClient]:
+def make_client(app, admin_token) -> Callable[..., TestClient]:
     """A factory of extra clients over the same app (one per thread: a TestClient is not
-    thread-safe)."""
-    return lambda: TestClient(app)
+    thread-safe); ``make_client(token)`` authenticates with another token."""
+    return lambda token=admin_token: TestClient(app, headers=bearer(token))
+
+
+@pytest.fixture
+def key_for(engine, clock) -> Callable[..., tuple[dict, str]]:
+    """``key_for(role, seller_id=…, scopes=…, expires_at=…)`` → (key, token), via the service."""
+    return lambda role="admin", **kwargs: new_key(engine, clock, role, **kwargs)
+
+
+@pytest.fixture
+def client_for(app) -> Callable[..., TestClient]:
+    """``client_for(token, app=None)``: a client that sends this API key (to this test's app, or
+    to another built with ``app_with``)."""
+    return lambda token, other=None: TestClient(other or app, headers=bearer(token))
+
+
+@pytest.fixture
+def app_with(engine, db_url, clock) -> Callable[..., Any]:
+    """``app_with(**settings)``: another app on this test's database, with these settings."""
+    return lambda **kw: build_app(Settings(database_url=db_url, **kw), engine, clock)
 
 
 @pytest.fixture

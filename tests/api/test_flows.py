@@ -102,10 +102,14 @@ def test_refund_flow_preview_partial_then_rest_to_store_credit(client, engine, a
     expected_lines = [{"invoice_line_id": paid_invoice["shoes"], "quantity": 1,
                        "gross_minor": 5130, "net_minor": 4275, "tax_minor": 855,
                        "discount_minor": 725}]
+    decision = preview.pop("decision")
+    # No policy configured for this seller: the built-in default allows, due in 14 days.
+    assert decision["outcome"] == "allow" and decision["policy_id"] == "default"
+    assert decision["due_at"] == "2026-01-29T10:00:00Z"
     assert preview == {
         "object": "refund_preview", "invoice_id": inv["id"], "currency": "EUR", "kind": "lines",
         "method": "original_payment", "reason": "product_defective", "amount_minor": 5130,
-        "net_minor": 4275, "tax_minor": 855, "refundable_before_minor": 14280,
+        "net_minor": 4275, "tax_minor": 855, "fee_minor": 0, "refundable_before_minor": 14280,
         "refundable_after_minor": 9150, "lines": expected_lines,
         "tenders": [{"payment_id": pay["id"], "payment_method": "card",
                      "destination": "original_payment", "amount_minor": 5130}]}

@@ -16,23 +16,24 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from payback import db
-from payback.api import idempotency
+from payback.api import auditing, idempotency
 from payback.api.problems import domain_problem
+from payback.actor import Actor
 from payback.clock import Clock
 from payback.settings import Settings
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling. The access issue replaces ``current_principal`` with real auth."""
-
-    id: str
-    roles: tuple[str, ...]
+from payback.access.domain import Principal  # re-exported: the type of the caller
 
 
 def current_principal(request: Request) -> Principal:
-    # The one seam for authentication: every route depends on this function.
-    return Principal(id="anonymous", roles=("admin",))
+    """The one seam for authentication: every route depends on this function. Authenticates
+    (API key or staff Basic), checks the route's permission, rate-limits refund creation and
+    puts the principal on ``request.state.principal``; see ``payback.api.auth``. Sync on
+    purpose: FastAPI runs it in the thread pool (database and Argon2 work)."""
+    from payback.api.auth import require_principal
+
+    return require_principal(request)
 
 
 @dataclass
@@ -52,22 +53,43 @@ class Context:
     def settings(self) -> Settings:
         return self.request.app.state.settings
 
+    @property
+    def seller_id(self) -> str:
+        """Every object a route reads or writes must belong to this seller."""
+        return self.principal.seller_id
+
+    @property
+    def actor(self) -> Actor:
+        client = self.request.client
+        return Actor(id=self.principal.id, kind=self.principal.kind, role=self.principal.role,
+                     seller_id=self.principal.seller_id,
+                     origin=client.host if client else "unknown",
+                     request_id=getattr(self.request.state, "request_id", None))
+
     async def write(self, call: Callable[[Connection], Any], render: Callable[[Any], Any],
                     status: int = 201) -> Response:
         body_bytes = await self.request.body()
         key = self.request.headers.get("idempotency-key")
         fp = idempotency.fingerprint(self.request.method, self.request.url.path, body_bytes)
 
+        now = self.clock.now()
+
         def work(conn: Connection) -> tuple[int, bytes]:
-            return status, to_json(render(call(conn)))
+            result = call(conn)
+            body = to_json(render(result))
+            # Last statement of the transaction: the audit chain's lock is held briefly.
+            auditing.record_write(conn, self.request, self.principal, body_bytes, result, now)
+            return status, body
 
         def refused(err) -> tuple[int, bytes]:
+            auditing.record_refusal(self.engine, self.request, self.principal, body_bytes, err,
+                                    now)
             return domain_problem(err, self.request.url.path)
 
         from starlette.concurrency import run_in_threadpool
         code, body = await run_in_threadpool(
             idempotency.run_once, self.engine, scope=self.principal.id, key=key, fp=fp,
-            now=self.clock.now(), work=work, on_domain_error=refused)
+            now=now, work=work, on_domain_error=refused)
         media = "application/problem+json" if code >= 400 else "application/json"
         return Response(content=body, status_code=code, media_type=media)
 

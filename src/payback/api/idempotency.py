@@ -92,8 +92,11 @@ def run_once(engine: Engine, *, scope: str, key: str | None, fp: str, now: datet
     from payback.errors import DomainError
 
     if key is None:
-        with db.write(engine) as conn:
-            return work(conn)
+        try:
+            with db.write(engine) as conn:
+                return work(conn)
+        except DomainError as err:
+            return on_domain_error(err)
     check_key(key)
     stored = claim(engine, scope, key, fp, now)
     if stored is not None:

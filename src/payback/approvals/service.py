@@ -12,15 +12,13 @@ from payback.actor import Actor
 from payback.clock import Clock
 from payback.errors import DomainError, InvalidTransition
 from payback.refunds import lifecycle, settlement
-from payback.refunds.service import advance, get_refund, load_for_update, load_tenders, transition
+from payback.refunds.policy import RoleLimitExceeded
+from payback.refunds.service import (Trail, approve_and_settle_moves, get_refund, load_for_update,
+                                     load_tenders, money_moves, save_status, transition)
 
 
 class FourEyesRequired(DomainError):
     code, status, title = "four_eyes_required", 403, "A second person must approve this refund"
-
-
-class RoleLimitExceeded(DomainError):
-    code, status, title = "role_limit_exceeded", 403, "Above your role's refund limit"
 
 
 def approve_refund(conn, clock: Clock, refund_id: str, *, actor: Actor, comment: str | None = None,
@@ -29,8 +27,11 @@ def approve_refund(conn, clock: Clock, refund_id: str, *, actor: Actor, comment:
     lifecycle.check(refund["status"], "approved")
     _check_four_eyes(refund, actor)
     _check_role_limit(refund, actor)
-    now = clock.now()
-    advance(conn, refund, load_tenders(conn, refund_id), inv, actor, now, comment=comment)
+    trail = Trail(refund, inv, clock.now())
+    approve_and_settle_moves(trail, actor, comment=comment)
+    save_status(conn, refund)
+    entries = money_moves(conn, refund, load_tenders(conn, refund_id), inv, trail)
+    trail.flush(conn, entries)
     return get_refund(conn, refund_id)
 
 

@@ -14,33 +14,35 @@ router = APIRouter(tags=["customers"])
 
 @router.post("/customers", status_code=201, response_model=schemas.CustomerOut)
 async def create_customer(body: schemas.CustomerCreate, ctx: Context = Depends(context)):
-    return await ctx.write(lambda conn: service.create_customer(conn, ctx.clock,
-                                                                **body.model_dump()),
+    return await ctx.write(lambda conn: service.create_customer(
+        conn, ctx.clock, seller_id=ctx.seller_id, **body.model_dump()),
                            schemas.CustomerOut.model_validate)
 
 
 @router.get("/customers", response_model=schemas.CustomerList)
 async def list_customers(page: Page = Depends(page_params), ctx: Context = Depends(context)):
-    return await ctx.read(paginate(page, service.list_customers,
-                                   schemas.CustomerOut.model_validate), lambda x: x)
+    def fetch(conn, **kw):
+        return service.list_customers(conn, seller_id=ctx.seller_id, **kw)
+    return await ctx.read(paginate(page, fetch, schemas.CustomerOut.model_validate), lambda x: x)
 
 
 @router.get("/customers/{customer_id}", response_model=schemas.CustomerOut)
 async def get_customer(customer_id: str = Path(max_length=40), ctx: Context = Depends(context)):
-    return await ctx.read(lambda conn: service.get_customer(conn, customer_id),
+    return await ctx.read(lambda conn: service.get_customer(conn, customer_id, ctx.seller_id),
                           schemas.CustomerOut.model_validate)
 
 
 @router.get("/customers/{customer_id}/store-credit", response_model=schemas.WalletList)
 async def list_wallets(customer_id: str = Path(max_length=40), ctx: Context = Depends(context)):
     def call(conn):
-        service.get_customer(conn, customer_id)
-        return {"data": store_credit.get_wallets(conn, customer_id)}
+        service.get_customer(conn, customer_id, ctx.seller_id)
+        return {"data": store_credit.get_wallets(conn, customer_id, ctx.seller_id)}
     return await ctx.read(call, schemas.WalletList.model_validate)
 
 
 @router.get("/customers/{customer_id}/store-credit/{currency}", response_model=schemas.WalletOut)
 async def get_wallet(customer_id: str = Path(max_length=40), currency: str = Path(max_length=3),
                      ctx: Context = Depends(context)):
-    return await ctx.read(lambda conn: store_credit.get_wallet(conn, customer_id, currency),
+    return await ctx.read(lambda conn: store_credit.get_wallet(
+        conn, customer_id, currency, ctx.seller_id),
                           schemas.WalletOut.model_validate)

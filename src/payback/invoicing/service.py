@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Sequence
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from payback.access.tables import DEFAULT_SELLER_ID
 from payback.clock import Clock
@@ -97,19 +97,29 @@ def _by_id(invoice_id: str, seller_id: str | None):
     return q.where(invoices.c.seller_id == seller_id) if seller_id else q
 
 
+# Built once: these two run on every refund and payment (the hot path).
+_lock_any = select(invoices).where(invoices.c.id == bindparam("id")).with_for_update()
+_lock_scoped = (select(invoices).where(invoices.c.id == bindparam("id"),
+                                       invoices.c.seller_id == bindparam("seller_id"))
+                .with_for_update())
+_select_lines = (select(invoice_lines).where(invoice_lines.c.invoice_id == bindparam("id"))
+                 .order_by(invoice_lines.c.position))
+
+
 def lock_invoice(conn: Connection, invoice_id: str, seller_id: str | None = None) -> dict:
     """Load the invoice row and hold its lock until the transaction ends (fixed lock order:
     invoice first, then wallet). Another seller's invoice is reported like a missing one."""
-    row = conn.execute(_by_id(invoice_id, seller_id).with_for_update()).first()
+    if seller_id:
+        row = conn.execute(_lock_scoped, {"id": invoice_id, "seller_id": seller_id}).first()
+    else:
+        row = conn.execute(_lock_any, {"id": invoice_id}).first()
     if row is None:
         raise NotFound(f"invoice {invoice_id} not found")
     return dict(row._mapping)
 
 
 def load_lines(conn: Connection, invoice_id: str) -> list[dict]:
-    q = (select(invoice_lines).where(invoice_lines.c.invoice_id == invoice_id)
-         .order_by(invoice_lines.c.position))
-    return [dict(r._mapping) for r in conn.execute(q)]
+    return [dict(r._mapping) for r in conn.execute(_select_lines, {"id": invoice_id})]
 
 
 def get_invoice(conn: Connection, invoice_id: str, seller_id: str | None = None) -> dict:

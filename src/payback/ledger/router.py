@@ -15,7 +15,7 @@ router = APIRouter(tags=["ledger"])
 async def trial_balance(currency: str | None = Query(None, min_length=3, max_length=3),
                         ctx: Context = Depends(context)):
     return await ctx.read(lambda conn: service.trial_balance(
-        conn, currency.upper() if currency else None), lambda x: x)
+        conn, currency.upper() if currency else None, seller_id=ctx.seller_id), lambda x: x)
 
 
 @router.get("/ledger/entries")
@@ -23,5 +23,5 @@ async def list_entries(page: Page = Depends(page_params),
                        object_id: str | None = Query(None, max_length=40),
                        ctx: Context = Depends(context)):
     def fetch(conn, **kw):
-        return service.list_entries(conn, object_id=object_id, **kw)
+        return service.list_entries(conn, object_id=object_id, seller_id=ctx.seller_id, **kw)
     return await ctx.read(paginate(page, fetch, lambda e: e), lambda x: x)

@@ -28,14 +28,23 @@ def ensure_chart(conn: Connection) -> None:
 
 def post(conn: Connection, entry: domain.Entry, at: datetime,
          seller_id: str = DEFAULT_SELLER_ID) -> str:
-    entry_id = new_id("journal_entry")
-    conn.execute(_insert_entry, {"id": entry_id, "event_type": entry.event_type,
-                                 "object_id": entry.object_id, "memo": entry.memo, "seller_id": seller_id,
-                                 "posted_at": at})
+    return post_many(conn, [entry], at, seller_id)[0]
+
+
+def post_many(conn: Connection, entries: list[domain.Entry], at: datetime,
+              seller_id: str = DEFAULT_SELLER_ID) -> list[str]:
+    """Post several entries with two statements (entries, then all their postings)."""
+    if not entries:
+        return []
+    ids = [new_id("journal_entry") for _ in entries]
+    conn.execute(_insert_entry, [
+        {"id": entry_id, "event_type": e.event_type, "object_id": e.object_id, "memo": e.memo,
+         "seller_id": seller_id, "posted_at": at} for entry_id, e in zip(ids, entries)])
     conn.execute(_insert_posting, [
         {"entry_id": entry_id, "account_code": p.account.code, "currency": p.currency,
-         "debit_minor": p.debit, "credit_minor": p.credit} for p in entry.postings])
-    return entry_id
+         "debit_minor": p.debit, "credit_minor": p.credit}
+        for entry_id, e in zip(ids, entries) for p in e.postings])
+    return ids
 
 
 def trial_balance(conn: Connection, currency: str | None = None,

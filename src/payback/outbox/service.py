@@ -22,6 +22,19 @@ def emit(conn: Connection, topic: str, object_id: str, payload: dict, at: dateti
     return event_id
 
 
+def outbox_row(topic: str, object_id: str, payload: dict, at: datetime,
+               seller_id: str = DEFAULT_SELLER_ID) -> dict:
+    """An event row to write later with ``emit_many`` (one statement for several events)."""
+    return {"id": new_id("outbox"), "topic": topic, "object_id": object_id, "payload": payload,
+            "seller_id": seller_id, "status": "pending", "attempts": 0, "created_at": at,
+            "available_at": at}
+
+
+def emit_many(conn: Connection, rows: list[dict]) -> None:
+    if rows:
+        conn.execute(_insert, rows)
+
+
 def list_events(conn: Connection, *, object_id: str | None = None, limit: int = 100) -> list[dict]:
     q = select(outbox_events).order_by(outbox_events.c.id).limit(limit)
     if object_id:

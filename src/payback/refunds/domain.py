@@ -102,6 +102,9 @@ class RefundRequest:
     amount_minor: int | None = None
     lines: tuple[LineRequest, ...] = ()
     note: str | None = None
+    #: The customer expressly agreed to a method other than the original payment (EU/UK law
+    #: requires it for store credit instead of money).
+    consent_to_other_method: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ from payback.ids import new_id
 from payback.invoicing.service import load_lines, lock_invoice
 from payback.invoicing.tables import invoice_lines, invoices
 from payback.money import normalise_currency
-from payback.outbox.service import emit
+from payback.ledger.service import post_many
+from payback.outbox.service import emit_many, outbox_row
 from payback.payments.tables import payments
 from payback.refunds import domain, lifecycle, settlement
 from payback.refunds.policy import Decision, decide
@@ -110,14 +111,76 @@ def create_refund(conn: Connection, clock: Clock, invoice_id: str, req: domain.R
     if decision.outcome == "deny":
         raise RefundDenied(_denial_text(decision), decision=decision.to_json())
     refund, lines, tenders = _rows(new_id("refund"), inv, req, calc, decision, actor, now)
-    _insert(conn, refund, lines, tenders, inv, now)
-    transition(conn, refund, "requested", actor, now, inv=inv, comment=req.note)
+    trail = Trail(refund, inv, now)
+    trail.move("requested", actor, req.note)
     if decision.outcome == "needs_approval":
-        transition(conn, refund, "pending_approval", actor, now, inv=inv,
-                   comment=_denial_text(decision))
+        trail.move("pending_approval", actor, _denial_text(decision))
     else:
-        advance(conn, refund, tenders, inv, actor, now, comment="approved by policy")
-    return {**refund, "lines": lines, "tenders": _tender_views(tenders)}
+        approve_and_settle_moves(trail, actor, comment="approved by policy")
+    # The refund row is written once, in its final status; its history is in the trail.
+    _insert(conn, refund, lines, tenders)
+    entries = [] if decision.outcome == "needs_approval" else \
+        money_moves(conn, refund, tenders, inv, trail)
+    trail.flush(conn, entries)
+    return {**refund, "lines": lines, "tenders": _tender_views(tenders), "events": trail.events}
+
+
+class Trail:
+    """The status changes of one refund within one transaction: each is checked against the
+    state machine and becomes a refund event and an outbox event; ``flush`` writes them all,
+    and the journal entries, with one statement per table."""
+
+    def __init__(self, refund: dict, inv: dict, now: datetime) -> None:
+        self.refund, self.inv, self.now = refund, inv, now
+        self.events: list[dict] = []
+        self.outbox: list[dict] = []
+
+    def move(self, target: str, actor: Actor, comment: str | None = None, **changes) -> None:
+        current = None if target == "requested" else self.refund["status"]
+        if current is not None:
+            lifecycle.check(current, target)
+        self.refund.update(status=target, **changes)
+        self.events.append({"refund_id": self.refund["id"], "from_status": current,
+                            "to_status": target, "actor_id": actor.id, "actor_role": actor.role,
+                            "comment": comment, "at": self.now})
+        topic = "refund.created" if target == "requested" else f"refund.{target}"
+        self.outbox.append(outbox_row(topic, self.refund["id"], _event(self.refund), self.now,
+                                      self.inv["seller_id"]))
+
+    def flush(self, conn: Connection, entries: list) -> None:
+        conn.execute(_insert_event, self.events)
+        emit_many(conn, self.outbox)
+        post_many(conn, entries, self.now, self.inv["seller_id"])
+
+
+def transition(conn: Connection, refund: dict, target: str, actor: Actor, now: datetime, *,
+               inv: dict, comment: str | None = None, **changes) -> None:
+    """Move a stored refund to ``target`` and record it (one status change)."""
+    trail = Trail(refund, inv, now)
+    trail.move(target, actor, comment, **changes)
+    save_status(conn, refund)
+    trail.flush(conn, [])
+
+
+def save_status(conn: Connection, refund: dict) -> None:
+    conn.execute(update(refunds).where(refunds.c.id == refund["id"]).values(
+        status=refund["status"], approved_by=refund["approved_by"],
+        settled_at=refund["settled_at"]))
+
+
+def approve_and_settle_moves(trail: Trail, actor: Actor, *, comment: str | None = None) -> None:
+    """requested or pending_approval → approved → processing → succeeded. Settlement is
+    synchronous for now (see ``settlement``); ``money_moves`` does the money part."""
+    trail.move("approved", actor, comment, approved_by=actor.id)
+    trail.move("processing", SYSTEM)
+    trail.move("succeeded", SYSTEM, settled_at=trail.now)
+
+
+def money_moves(conn: Connection, refund: dict, tenders: list[dict], inv: dict,
+                trail: Trail) -> list:
+    """Credit wallets now; return the journal entries of approval and settlement."""
+    return settlement.approval_entry(refund, inv) + settlement.settle(
+        conn, refund, tenders, inv, trail.now, trail.outbox)
 
 
 def _denial_text(decision: Decision) -> str:
@@ -147,8 +210,7 @@ def _rows(refund_id: str, inv: dict, req: domain.RefundRequest, calc: domain.Ref
     return refund, lines, tenders
 
 
-def _insert(conn: Connection, refund: dict, lines: list, tenders: list, inv: dict,
-            now: datetime) -> None:
+def _insert(conn: Connection, refund: dict, lines: list, tenders: list) -> None:
     """Write the refund, its lines and tenders, and reserve the amount on the guard counters."""
     conn.execute(_insert_refund, refund)
     conn.execute(_insert_lines, lines)
@@ -159,34 +221,6 @@ def _insert(conn: Connection, refund: dict, lines: list, tenders: list, inv: dic
                                   for ln in lines])
     conn.execute(_reserve_payments, [{"b_id": t["payment_id"], "b_amount": t["amount_minor"]}
                                      for t in tenders])
-
-
-def transition(conn: Connection, refund: dict, target: str, actor: Actor, now: datetime, *,
-               inv: dict, comment: str | None = None, **changes) -> None:
-    """Move a refund to ``target`` (checked against the state machine), record the event."""
-    current = None if target == "requested" else refund["status"]
-    if current is not None:
-        lifecycle.check(current, target)
-        conn.execute(update(refunds).where(refunds.c.id == refund["id"])
-                     .values(status=target, **changes))
-    refund.update(status=target, **changes)
-    conn.execute(_insert_event, {"refund_id": refund["id"], "from_status": current,
-                                 "to_status": target, "actor_id": actor.id,
-                                 "actor_role": actor.role, "comment": comment, "at": now})
-    topic = "refund.created" if target == "requested" else f"refund.{target}"
-    emit(conn, topic, refund["id"], _event(refund), now, inv["seller_id"])
-
-
-def advance(conn: Connection, refund: dict, tenders: list[dict], inv: dict, actor: Actor,
-            now: datetime, *, comment: str | None = None) -> None:
-    """Approve and settle: requested or pending_approval → approved → processing → succeeded.
-    Settlement is synchronous for now (see ``settlement``)."""
-    transition(conn, refund, "approved", actor, now, inv=inv, comment=comment,
-               approved_by=actor.id)
-    settlement.post_approval(conn, refund, inv, now)
-    transition(conn, refund, "processing", SYSTEM, now, inv=inv)
-    settlement.settle(conn, refund, tenders, inv, now)
-    transition(conn, refund, "succeeded", SYSTEM, now, inv=inv, settled_at=now)
 
 
 def _event(refund: dict) -> dict:

@@ -1,5 +1,8 @@
 """Moving a refund's money and keeping its books, inside the caller's transaction.
 
+The functions return the journal entries to post (the caller posts them all with two
+statements) and add their outbox events to the refund's ``Trail``.
+
 - ``post_approval``: the refund is owed. Original payment: Dr sales returns (net), Dr tax payable
   (tax); Cr refunds payable (what the customer gets) and Cr restocking fee income (the fee).
 - ``settle``: pays it. Original payment → ``settle_to_original_payment`` (Dr refunds payable,
@@ -23,7 +26,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from payback.invoicing.tables import invoice_lines
 from payback.ledger import domain as ledger
 from payback.ledger.service import post
-from payback.outbox.service import emit
+from payback.outbox.service import outbox_row
 from payback.payments.service import DEBIT_ACCOUNT
 from payback.payments.tables import payments
 from payback.refunds.tables import refund_lines, refund_tenders
@@ -39,18 +42,18 @@ _release_payments = (update(payments).where(payments.c.id == bindparam("b_id"))
                      .values(refunded_minor=payments.c.refunded_minor - bindparam("b_amount")))
 
 
-def post_approval(conn: Connection, refund: dict, inv: dict, at: datetime) -> None:
+def approval_entry(refund: dict, inv: dict) -> list[ledger.Entry]:
     """The journal entry that makes an original-payment refund owed (store credit refunds are
     booked when the wallet is credited, in ``settle``)."""
     if refund["method"] != "original_payment":
-        return
+        return []
     cur = refund["currency"]
-    post(conn, ledger.entry("refund.approved", refund["id"], [
+    return [ledger.entry("refund.approved", refund["id"], [
         ledger.debit(ledger.SALES_RETURNS, cur, refund["net_minor"]),
         ledger.debit(ledger.TAX_PAYABLE, cur, refund["tax_minor"]),
         ledger.credit(ledger.REFUNDS_PAYABLE, cur, refund["amount_minor"]),
         ledger.credit(ledger.RESTOCKING_FEES, cur, refund["fee_minor"]),
-    ], memo=f"Refund {refund['id']} on invoice {inv['number']}"), at, inv["seller_id"])
+    ], memo=f"Refund {refund['id']} on invoice {inv['number']}")]
 
 
 def reverse_approval(conn: Connection, refund: dict, inv: dict, at: datetime) -> None:
@@ -66,48 +69,50 @@ def reverse_approval(conn: Connection, refund: dict, inv: dict, at: datetime) ->
     ], memo=f"Approval of refund {refund['id']} reversed"), at, inv["seller_id"])
 
 
-def settle(conn: Connection, refund: dict, tenders: list[dict], inv: dict, at: datetime) -> None:
+def settle(conn: Connection, refund: dict, tenders: list[dict], inv: dict, at: datetime,
+           outbox: list[dict]) -> list[ledger.Entry]:
     if refund["method"] == "store_credit":
-        _settle_to_store_credit(conn, refund, inv, at)
-    else:
-        settle_to_original_payment(conn, refund, tenders, inv, at)
+        return _settle_to_store_credit(conn, refund, inv, at, outbox)
+    return settle_to_original_payment(conn, refund, tenders, inv, at, outbox)
 
 
-def _settle_to_store_credit(conn: Connection, refund: dict, inv: dict, at: datetime) -> None:
+def _settle_to_store_credit(conn: Connection, refund: dict, inv: dict, at: datetime,
+                            outbox: list[dict]) -> list[ledger.Entry]:
     cur, bonus = refund["currency"], refund["bonus_minor"]
     credited = refund["amount_minor"] + bonus
-    _grant(conn, refund, inv, credited, at)
-    post(conn, ledger.entry("refund.to_store_credit", refund["id"], [
+    _grant(conn, refund, inv, credited, at, outbox)
+    return [ledger.entry("refund.to_store_credit", refund["id"], [
         ledger.debit(ledger.SALES_RETURNS, cur, refund["net_minor"]),
         ledger.debit(ledger.TAX_PAYABLE, cur, refund["tax_minor"]),
         ledger.debit(ledger.STORE_CREDIT_INCENTIVES, cur, bonus),
         ledger.credit(ledger.STORE_CREDIT, cur, credited),
         ledger.credit(ledger.RESTOCKING_FEES, cur, refund["fee_minor"]),
-    ], memo=f"Refund {refund['id']} on invoice {inv['number']} to store credit"), at,
-        inv["seller_id"])
+    ], memo=f"Refund {refund['id']} on invoice {inv['number']} to store credit")]
 
 
 def settle_to_original_payment(conn: Connection, refund: dict, tenders: list[dict], inv: dict,
-                               at: datetime) -> None:
+                               at: datetime, outbox: list[dict]) -> list[ledger.Entry]:
     """Pay each tender back: Dr refunds payable, Cr the account the payment went into."""
     cur = refund["currency"]
     to_wallet = sum(t["amount_minor"] for t in tenders if t["destination"] == "store_credit")
     if to_wallet:
-        _grant(conn, refund, inv, to_wallet, at)
-    post(conn, ledger.entry("refund.paid", refund["id"], [
+        _grant(conn, refund, inv, to_wallet, at, outbox)
+    return [ledger.entry("refund.paid", refund["id"], [
         ledger.debit(ledger.REFUNDS_PAYABLE, cur, refund["amount_minor"]),
         *[ledger.credit(DEBIT_ACCOUNT[t["payment_method"]], cur, t["amount_minor"])
           for t in tenders],
-    ], memo=f"Refund {refund['id']} paid out"), at, inv["seller_id"])
+    ], memo=f"Refund {refund['id']} paid out")]
 
 
-def _grant(conn: Connection, refund: dict, inv: dict, amount: int, at: datetime) -> None:
+def _grant(conn: Connection, refund: dict, inv: dict, amount: int, at: datetime,
+           outbox: list[dict]) -> None:
     store_credit.grant(conn, customer_id=inv["customer_id"], currency=refund["currency"],
                        amount_minor=amount, at=at, refund_id=refund["id"],
                        seller_id=inv["seller_id"])
-    emit(conn, "store_credit.granted", refund["id"],
-         {"customer_id": inv["customer_id"], "amount_minor": amount,
-          "currency": refund["currency"], "refund_id": refund["id"]}, at, inv["seller_id"])
+    outbox.append(outbox_row("store_credit.granted", refund["id"],
+                             {"customer_id": inv["customer_id"], "amount_minor": amount,
+                              "currency": refund["currency"], "refund_id": refund["id"]},
+                             at, inv["seller_id"]))
 
 
 def release(conn: Connection, refund_id: str) -> None:

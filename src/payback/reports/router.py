@@ -19,4 +19,4 @@ async def revenue(date_from: date = Query(alias="from"), date_to: date = Query(a
                   group_by: Literal["none", "month"] = "none",
                   ctx: Context = Depends(context)):
     return await ctx.read(lambda conn: service.revenue(conn, date_from, date_to, currency,
-                                                       group_by), lambda x: x)
+                                                       group_by, seller_id=ctx.seller_id), lambda x: x)
