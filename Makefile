@@ -27,6 +27,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 run: install
 	$(BIN)/payback db upgrade
+	$(BIN)/payback users bootstrap
 	$(BIN)/payback demo --if-empty
 	$(BIN)/payback serve
 
