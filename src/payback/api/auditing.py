@@ -93,3 +93,26 @@ def on_refused(request: Request, principal, code: str) -> None:
                               "reason": getattr(request.state, "refusal_reason", None),
                               "method": request.method, "path": request.url.path},
                      **_actor_fields(request, principal))
+
+
+async def record_handler_refusal(request: Request, code: str, detail: str) -> None:
+    """A request refused by the error handlers: a domain rule on a read (for example another
+    seller's id, which looks missing), or a body that failed validation (mass assignment,
+    malformed JSON). Best effort: a failure to audit never changes the response."""
+    from starlette.concurrency import run_in_threadpool
+
+    app = request.app
+    principal = getattr(request.state, "principal", None)
+
+    def write() -> None:
+        with db.write(app.state.engine) as conn:
+            audit.record(conn, at=app.state.clock.now(), action=_action(request),
+                         object_type=None, object_id=None, outcome="refused",
+                         summary={"params": dict(request.path_params), "code": code,
+                                  "detail": detail[:500], "method": request.method,
+                                  "path": request.url.path},
+                         **_actor_fields(request, principal))
+    try:
+        await run_in_threadpool(write)
+    except Exception:  # noqa: BLE001 - the refusal stands whatever happens here
+        log.exception("could not audit a refused request")

@@ -43,7 +43,13 @@ def problem_response(status: int, body: bytes, headers: dict | None = None) -> R
 
 async def on_domain_error(request: Request, err: DomainError) -> Response:
     status, body = domain_problem(err, request.url.path)
+    await _audit(request, err.code, err.detail)
     return problem_response(status, body)
+
+
+async def _audit(request: Request, code: str, detail: str) -> None:
+    from payback.api.auditing import record_handler_refusal
+    await record_handler_refusal(request, code, detail)
 
 
 # Which code a validation error gets, by the name of the field it is about.
@@ -76,6 +82,7 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
     detail = "; ".join(f"{'.'.join(e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors)
     body = problem_body(status, code, "The request is not valid", detail, request.url.path,
                         errors=errors)
+    await _audit(request, code, detail)
     return problem_response(status, body)
 
 
