@@ -5,7 +5,7 @@ seller's objects. Passwords are stored as Argon2 hashes; API key secrets are sho
 only as a hash, next to a public prefix that identifies the key in logs and lists.
 """
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Column, ForeignKey, String, Table
+from sqlalchemy import JSON, Boolean, CheckConstraint, Column, ForeignKey, String, Table, Text
 
 from payback.db import UtcDateTime, metadata
 
@@ -20,6 +20,8 @@ sellers = Table(
     Column("name", String(200), nullable=False),
     Column("country", String(2), nullable=True),
     Column("vat_number", String(40), nullable=True),
+    Column("address", Text, nullable=True),
+    Column("email", String(320), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
 )
 

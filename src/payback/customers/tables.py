@@ -1,6 +1,6 @@
 """Customers table: who is billed. Personal data lives only here."""
 
-from sqlalchemy import ForeignKey, Column, String, Table
+from sqlalchemy import Column, ForeignKey, String, Table, Text
 
 from payback.access.tables import DEFAULT_SELLER_ID
 from payback.db import UtcDateTime, metadata
@@ -14,5 +14,7 @@ customers = Table(
     Column("email", String(320), nullable=True),
     Column("locale", String(20), nullable=False, server_default="en_US"),
     Column("country", String(2), nullable=True),
+    Column("address", Text, nullable=True),
+    Column("vat_number", String(40), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
 )

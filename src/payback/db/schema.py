@@ -3,6 +3,7 @@
 from payback.access import tables as _access  # noqa: F401
 from payback.api import tables as _api  # noqa: F401
 from payback.audit import tables as _audit  # noqa: F401
+from payback.credit_notes import tables as _credit_notes  # noqa: F401
 from payback.customers import tables as _customers  # noqa: F401
 from payback.db import metadata
 from payback.invoicing import tables as _invoicing  # noqa: F401

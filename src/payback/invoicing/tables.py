@@ -36,6 +36,7 @@ invoices = Table(
     Column("memo", Text, nullable=True),
     Column("issued_at", UtcDateTime, nullable=False),
     Column("voided_at", UtcDateTime, nullable=True),
+    Column("document_sha256", String(64), nullable=True),
     CheckConstraint("tax_mode in ('exclusive', 'inclusive')", name="tax_mode_known"),
     CheckConstraint("discount_minor >= 0 AND subtotal_minor >= 0 AND net_minor >= 0 "
                     "AND tax_minor >= 0 AND total_minor >= 0", name="amounts_non_negative"),
