@@ -42,8 +42,8 @@ def test_every_refused_write_leaves_one_audit_record(client, engine, method, pat
 def test_a_write_is_recorded_with_actor_object_and_origin(client, engine, api):
     cus = api.customer()
     rec = _records(engine)[-1]
-    assert (rec["action"], rec["outcome"], rec["object_id"]) == ("create_customer", "allowed",
-                                                                 cus["id"])
+    assert (rec["action"], rec["outcome"], rec["object_type"], rec["object_id"]) == (
+        "customer.create", "allowed", "customer", cus["id"])
     assert rec["actor_id"].startswith("key_") and rec["actor_role"] == "admin"
     assert rec["origin"] == "testclient" and rec["summary"]["after"]["id"] == cus["id"]
     with db.read(engine) as conn:
@@ -56,7 +56,7 @@ def test_reading_another_sellers_refund_is_refused_and_recorded(client, engine):
     assert resp.status_code == 404
     rec = _records(engine)[-1]
     assert len(_records(engine)) == before + 1
-    assert (rec["action"], rec["outcome"], rec["summary"]["code"]) == ("get_refund", "refused",
+    assert (rec["action"], rec["outcome"], rec["summary"]["code"]) == ("refund.get", "refused",
                                                                        "not_found")
 
 

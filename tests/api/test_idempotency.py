@@ -177,3 +177,21 @@ def test_key_longer_than_255_is_refused(client, paid_invoice, engine, snapshot, 
     assert snapshot(engine, include_idempotency=True) == before
     ok = client.post(url, json=PARTIAL, headers={"Idempotency-Key": "k" * 255})
     assert ok.status_code == 201, ok.text
+
+
+def test_a_key_is_forgotten_after_the_retention_window(client, api, engine, clock):
+    """Past ``PAYBACK_IDEMPOTENCY_RETENTION_HOURS`` (24 by default) a key is pruned, as Stripe
+    does: the same key then runs the request afresh instead of replaying."""
+    cus = api.customer()
+    inv = api.invoice(cus["id"], [{"description": "Lamp", "quantity": 1,
+                                   "unit_price_minor": 10000, "tax_rate": "0"}])
+    api.pay(inv, 10000)
+    url, headers = f"/v1/invoices/{inv['id']}/refunds", {"Idempotency-Key": "daily-1"}
+    first = client.post(url, json=PARTIAL, headers=headers)
+    clock.advance(hours=23, minutes=59)
+    assert client.post(url, json=PARTIAL, headers=headers).content == first.content
+    assert _refund_count(engine) == 1
+    clock.advance(minutes=2)
+    later = client.post(url, json=PARTIAL, headers=headers)
+    assert later.status_code == 201 and later.json()["id"] != first.json()["id"]
+    assert _refund_count(engine) == 2

@@ -40,7 +40,6 @@ from payback.api.app import create_app
 from payback.api.deps import current_principal
 from payback.audit import service
 from payback.audit.domain import GENESIS, VerifyResult
-from payback.audit.router import router as audit_router
 from payback.audit.tables import audit_records
 from payback.cli import app as cli
 from payback.customers.service import create_customer
@@ -376,8 +375,6 @@ class SellerPrincipal:
 def client_for(engine, db_url, clock):
     """``client_for(seller_id)``: an API client whose caller is bound to that seller."""
     app = create_app(Settings(database_url=db_url), engine=engine, clock=clock)
-    if not any(getattr(r, "path", "") == "/v1/audit" for r in app.routes):
-        app.include_router(audit_router, prefix="/v1")  # until the lead registers it
 
     def make(seller_id: str | None) -> TestClient:
         app.dependency_overrides[current_principal] = \

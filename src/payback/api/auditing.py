@@ -25,20 +25,30 @@ from sqlalchemy import Connection
 from payback import db
 from payback.audit import service as audit
 from payback.errors import DomainError
+from payback.ids import PREFIXES
 
 log = logging.getLogger(__name__)
 RESULT_FIELDS = ("id", "status", "number", "amount_minor", "currency", "invoice_id",
                  "customer_id", "method", "approved_by", "version", "active")
 
 
+_TYPES_BY_PREFIX = {prefix: kind for kind, prefix in PREFIXES.items()}
+
+
 def _action(request: Request) -> str:
+    """``approve_refund`` → ``refund.approve``: object first, then the verb."""
     route = request.scope.get("route")
-    return getattr(route, "name", None) or f"{request.method} {request.url.path}"
+    name = getattr(route, "name", None)
+    if not name:
+        return f"{request.method} {request.url.path}"
+    verb, _, noun = name.partition("_")
+    return f"{noun}.{verb}" if noun else verb
 
 
 def _object(request: Request, result: Any) -> tuple[str | None, str | None]:
-    if isinstance(result, dict) and isinstance(result.get("id"), str):
-        return result["id"].split("_", 1)[0], result["id"]
+    if isinstance(result, dict) and isinstance(result.get("id"), str) and "_" in result["id"]:
+        prefix = result["id"].split("_", 1)[0]
+        return _TYPES_BY_PREFIX.get(prefix, prefix), result["id"]
     for name, value in request.path_params.items():
         return name.removesuffix("_id"), str(value)
     return None, None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pydantic_core
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Callable
 
 from fastapi import Depends, Request
@@ -89,7 +90,8 @@ class Context:
         from starlette.concurrency import run_in_threadpool
         code, body = await run_in_threadpool(
             idempotency.run_once, self.engine, scope=self.principal.id, key=key, fp=fp,
-            now=now, work=work, on_domain_error=refused)
+            now=now, work=work, on_domain_error=refused,
+            retention=timedelta(hours=self.settings.idempotency_retention_hours))
         media = "application/problem+json" if code >= 400 else "application/json"
         return Response(content=body, status_code=code, media_type=media)
 

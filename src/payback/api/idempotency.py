@@ -39,7 +39,8 @@ def check_key(key: str) -> str:
     return key
 
 
-def claim(engine: Engine, scope: str, key: str, fp: str, now: datetime) -> tuple[int, bytes] | None:
+def claim(engine: Engine, scope: str, key: str, fp: str, now: datetime,
+          retention: timedelta = timedelta(hours=24)) -> tuple[int, bytes] | None:
     """Claim the key. Returns a stored (status, body) to replay, or None when we now own it."""
     try:
         with db.write(engine) as conn:
@@ -54,7 +55,15 @@ def claim(engine: Engine, scope: str, key: str, fp: str, now: datetime) -> tuple
             idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
             .with_for_update()).first()
         if row is None:  # released between our insert and this read; try again once
-            return claim(engine, scope, key, fp, now)
+            return claim(engine, scope, key, fp, now, retention)
+        if _aware(row.created_at) <= now - retention:
+            # Past the retention window a key is forgotten (as Stripe prunes after 24 hours):
+            # this request starts afresh and takes the key over.
+            conn.execute(update(idempotency_keys).where(
+                idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+                .values(fingerprint=fp, state="in_flight", status_code=None, body=None,
+                        created_at=now))
+            return None
         if row.fingerprint != fp:
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was used with a different request; use a new key")
@@ -87,7 +96,8 @@ def release(engine: Engine, scope: str, key: str) -> None:
 
 def run_once(engine: Engine, *, scope: str, key: str | None, fp: str, now: datetime,
              work: Callable[[Connection], tuple[int, bytes]],
-             on_domain_error: Callable[[Exception], tuple[int, bytes]]) -> tuple[int, bytes]:
+             on_domain_error: Callable[[Exception], tuple[int, bytes]],
+             retention: timedelta = timedelta(hours=24)) -> tuple[int, bytes]:
     """Run ``work`` in one write transaction, at most once per key."""
     from payback.errors import DomainError
 
@@ -98,7 +108,7 @@ def run_once(engine: Engine, *, scope: str, key: str | None, fp: str, now: datet
         except DomainError as err:
             return on_domain_error(err)
     check_key(key)
-    stored = claim(engine, scope, key, fp, now)
+    stored = claim(engine, scope, key, fp, now, retention)
     if stored is not None:
         return stored
     try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from fastapi import Query
+from fastapi import Query, Request
 from pydantic import BaseModel
+
+from payback.errors import ValidationFailed
 
 
 class Page(BaseModel):
@@ -13,9 +15,13 @@ class Page(BaseModel):
     starting_after: str | None
 
 
-def page_params(limit: int = Query(50, ge=1, le=200),
+def page_params(request: Request, limit: int | None = Query(None, ge=1),
                 starting_after: str | None = Query(None, max_length=40)) -> Page:
-    return Page(limit=limit, starting_after=starting_after)
+    """``limit`` defaults to ``PAYBACK_PAGE_SIZE`` and may not exceed ``PAYBACK_MAX_PAGE_SIZE``."""
+    settings = request.app.state.settings
+    if limit is not None and limit > settings.max_page_size:
+        raise ValidationFailed(f"limit must be at most {settings.max_page_size}")
+    return Page(limit=limit or settings.page_size, starting_after=starting_after)
 
 
 def paginate(page: Page, fetch: Callable[..., list[dict]], render: Callable[[dict], Any]) -> Callable:

@@ -87,11 +87,21 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
 
 
 async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    codes = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type",
-             401: "unauthenticated", 403: "forbidden", 429: "rate_limited"}
-    code = codes.get(exc.status_code, "http_error")
-    body = problem_body(exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path)
-    return problem_response(exc.status_code, body, headers=getattr(exc, "headers", None))
+    code, title = _HTTP_PROBLEMS.get(exc.status_code, ("http_error", "HTTP error"))
+    headers = getattr(exc, "headers", None) or {}
+    extra = {}
+    if "Retry-After" in headers:
+        extra["retry_after"] = int(headers["Retry-After"])
+    body = problem_body(exc.status_code, code, title, str(exc.detail), request.url.path, **extra)
+    return problem_response(exc.status_code, body, headers=headers or None)
+
+
+_HTTP_PROBLEMS = {
+    401: ("unauthenticated", "Authentication required"), 403: ("forbidden", "Not allowed"),
+    404: ("not_found", "Not found"), 405: ("method_not_allowed", "Method not allowed"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    429: ("rate_limited", "Too many requests"),
+}
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -85,8 +85,8 @@ def _check_role_limit(limits: dict, actor: Actor, calc: domain.RefundCalculation
     limit = (limits.get(actor.role or "") or {}).get(calc.currency)
     if limit is not None and calc.gross_minor > int(limit):
         raise RoleLimitExceeded(
-            f"a {actor.role} may request refunds up to {limit} {calc.currency} (minor units); "
-            f"this one is {calc.gross_minor}", limit_minor=int(limit))
+            f"the {actor.role} role may request refunds up to {limit} {calc.currency} "
+            f"(minor units); this one is {calc.gross_minor}", limit_minor=int(limit))
 
 
 def _facts(inv: dict) -> engine.PurchaseFacts:

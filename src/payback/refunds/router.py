@@ -60,10 +60,11 @@ async def get_refund(refund_id: str = RefundId, ctx: Context = Depends(context))
 
 
 @router.post("/refunds/{refund_id}/approve", status_code=200, response_model=schemas.RefundOut)
-async def approve_refund(body: schemas.RefundCommentIn, refund_id: str = RefundId,
+async def approve_refund(body: schemas.RefundCommentIn | None = None, refund_id: str = RefundId,
                          ctx: Context = Depends(context)):
+    comment = body.comment if body else None
     return await ctx.write(lambda conn: approvals.approve_refund(
-        conn, ctx.clock, refund_id, actor=ctx.actor, comment=body.comment,
+        conn, ctx.clock, refund_id, actor=ctx.actor, comment=comment,
         seller_id=ctx.seller_id), schemas.RefundOut.model_validate, status=200)
 
 
@@ -76,8 +77,9 @@ async def reject_refund(body: schemas.RefundRejectIn, refund_id: str = RefundId,
 
 
 @router.post("/refunds/{refund_id}/cancel", status_code=200, response_model=schemas.RefundOut)
-async def cancel_refund(body: schemas.RefundCommentIn, refund_id: str = RefundId,
+async def cancel_refund(body: schemas.RefundCommentIn | None = None, refund_id: str = RefundId,
                         ctx: Context = Depends(context)):
+    comment = body.comment if body else None
     return await ctx.write(lambda conn: approvals.cancel_refund(
-        conn, ctx.clock, refund_id, actor=ctx.actor, comment=body.comment,
+        conn, ctx.clock, refund_id, actor=ctx.actor, comment=comment,
         seller_id=ctx.seller_id), schemas.RefundOut.model_validate, status=200)
