@@ -34,6 +34,8 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from payback.cards import DIGIT_RUN, is_pan, luhn_valid  # noqa: F401 - re-exported
+
 GENESIS = "0" * 64
 
 OUTCOMES = ("allowed", "refused", "error")
@@ -153,24 +155,14 @@ def _first_fault(rec: Mapping[str, Any], expected_prev: str, prev_seq: int | Non
 #: A key containing any of these (case-insensitive) is dropped from a summary, whatever its value.
 SECRET_KEY_WORDS = ("password", "passwd", "secret", "token", "authorization", "cookie",
                     "cvv", "cvc")
-_DIGIT_RUN = re.compile(r"(?<!\d)\d(?:[ \-]?\d){12,18}(?!\d)")
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+_DIGIT_RUN = DIGIT_RUN
 
 
 def _mask_pan(match: re.Match) -> str:
     text = match.group(0)
-    digits = re.sub(r"\D", "", text)
-    if not (13 <= len(digits) <= 19 and luhn_valid(digits)):
+    if not is_pan(text):
         return text
+    digits = re.sub(r"\D", "", text)
     keep = len(digits) - 4  # PCI DSS 3.4.1: at most the last four digits stay readable
     out, seen = [], 0
     for ch in text:

@@ -9,10 +9,10 @@ Card data: a field that looks like a full card number is refused and never store
 
 from __future__ import annotations
 
-import re
 
 from sqlalchemy import Connection, func, insert, select
 
+from payback.cards import find_pans, luhn_valid  # noqa: F401 - luhn_valid re-exported
 from payback.clock import Clock
 from payback.errors import (Conflict, CurrencyMismatch, InsufficientStoreCredit, NotFound,
                             Overpayment, ValidationFailed)
@@ -31,31 +31,18 @@ DEBIT_ACCOUNT = {"card": ledger.GATEWAY_CLEARING, "bank_transfer": ledger.CASH,
                  "cash": ledger.CASH, "other": ledger.CASH,
                  "store_credit": ledger.STORE_CREDIT}
 _insert = insert(payments)
-_PAN_LIKE = re.compile(r"\d[\d \-]{11,22}\d")
 
 
 class CardDataRefused(ValidationFailed):
     code, title = "card_data_refused", "Card numbers are never accepted"
 
 
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def refuse_card_numbers(**fields: str | None) -> None:
     """Raise if any text field holds something that looks like a full card number (PAN)."""
     for name, value in fields.items():
-        for match in _PAN_LIKE.findall(value or ""):
-            digits = re.sub(r"\D", "", match)
-            if 13 <= len(digits) <= 19 and luhn_valid(digits):
-                raise CardDataRefused(
-                    f"{name} looks like a full card number; send the gateway token instead")
+        if find_pans(value or ""):
+            raise CardDataRefused(
+                f"{name} looks like a full card number; send the gateway token instead")
 
 
 def record_payment(conn: Connection, clock: Clock, invoice_id: str, *, method: str,
