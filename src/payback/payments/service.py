@@ -9,7 +9,6 @@ Card data: a field that looks like a full card number is refused and never store
 
 from __future__ import annotations
 
-
 from sqlalchemy import Connection, func, insert, select
 
 from payback.cards import find_pans, luhn_valid  # noqa: F401 - luhn_valid re-exported
