@@ -60,7 +60,8 @@ def create_invoice(conn: Connection, clock: Clock, *, customer_id: str, currency
         "tax_minor": computed.tax_minor, "total_minor": computed.total_minor, "memo": memo,
         "issued_at": now, "voided_at": None, "seller_id": seller_id})
     conn.execute(_insert_line, [_line_row(invoice_id, c) for c in computed.lines])
-    post(conn, _issue_entry(invoice_id, number, computed), now, seller_id)
+    if computed.total_minor:  # a free invoice moves no money: nothing to book
+        post(conn, _issue_entry(invoice_id, number, computed), now, seller_id)
     emit(conn, "invoice.created", invoice_id,
          {"id": invoice_id, "number": number, "total_minor": computed.total_minor,
           "currency": currency}, now, seller_id)
@@ -189,10 +190,11 @@ def void_invoice(conn: Connection, clock: Clock, invoice_id: str,
     now = clock.now()
     conn.execute(update(invoices).where(invoices.c.id == invoice_id).values(voided_at=now))
     cur = inv["currency"]
-    post(conn, ledger.entry("invoice.voided", invoice_id, [
-        ledger.debit(ledger.REVENUE, cur, inv["net_minor"]),
-        ledger.debit(ledger.TAX_PAYABLE, cur, inv["tax_minor"]),
-        ledger.credit(ledger.RECEIVABLE, cur, inv["total_minor"]),
-    ], memo=f"Void of invoice {inv['number']}"), now, inv["seller_id"])
+    if inv["total_minor"]:
+        post(conn, ledger.entry("invoice.voided", invoice_id, [
+            ledger.debit(ledger.REVENUE, cur, inv["net_minor"]),
+            ledger.debit(ledger.TAX_PAYABLE, cur, inv["tax_minor"]),
+            ledger.credit(ledger.RECEIVABLE, cur, inv["total_minor"]),
+            ], memo=f"Void of invoice {inv['number']}"), now, inv["seller_id"])
     emit(conn, "invoice.voided", invoice_id, {"id": invoice_id}, now, inv["seller_id"])
     return get_invoice(conn, invoice_id)

@@ -6,7 +6,7 @@ Per currency and period (``[date_from, date_to)``, by the entries' posting time,
 - ``returns``           Sales returns and allowances debits − credits (net of tax)
 - ``net_revenue``       gross_sales − returns
 - ``tax_collected``     Tax payable credits − debits from invoice entries (issue, void)
-- ``tax_refunded``      Tax payable debits − credits from refund entries
+- ``tax_refunded``      Tax payable debits − credits from refund and credit-note entries
 - ``net_tax``           tax_collected − tax_refunded
 - ``refunds_paid_out``  cash and gateway clearing credited by refunds (money that left)
 - ``refunds_to_store_credit`` store credit liability credited by refunds (a store-credit tender
@@ -63,8 +63,10 @@ def revenue(conn: Connection, date_from: date, date_to: date, currency: str | No
 def _period(conn: Connection, start: date, end: date, currency: str | None,
             seller_id: str | None) -> list[dict]:
     lo, hi = _bounds(start, end)
+    # Credit-note adjustments reverse sales like refunds do (without money moving).
     kind = case((journal_entries.c.event_type.like("invoice.%"), "invoice"),
-                (journal_entries.c.event_type.like("refund.%"), "refund"), else_="other")
+                (journal_entries.c.event_type.like("refund.%"), "refund"),
+                (journal_entries.c.event_type.like("credit_note.%"), "refund"), else_="other")
     q = (select(postings.c.currency, postings.c.account_code, kind.label("kind"),
                 func.sum(postings.c.debit_minor), func.sum(postings.c.credit_minor))
          .join(journal_entries, journal_entries.c.id == postings.c.entry_id)
