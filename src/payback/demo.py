@@ -6,7 +6,8 @@ their countries' real tax rates (standard, reduced and zero), tax-inclusive (con
 Europe and Japan) and tax-exclusive (US sales tax, business customers); line and invoice
 discounts; shipping lines; card, bank-transfer and store-credit payments, partial and missing
 payments; and refunds of every kind: full, partial by amount, by line items (shipping included)
-and to store credit, some invoices refunded twice.
+and to store credit, some invoices refunded twice. Then ``demo_approvals`` adds a refund policy
+and an approval queue. The reference data (names, products, tax rates) is in ``demo_data``.
 
 Invariants:
 - the demo never breaks a rule: it refunds only fully paid invoices, never more than what remains
@@ -16,7 +17,8 @@ Invariants:
   the same invoices, amounts, dates and refunds (ids, being ULIDs, differ);
 - the whole year is planned first (a list of dated events), then replayed in date order, each
   business step in its own transaction, so the progress total is known up front;
-- all dates fall in 2026, spread over the months, so monthly reports have something to show.
+- all dates fall in 2026, spread over the months, so monthly reports have something to show;
+- the policy and the queue come last and never draw from the random generator.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ import random
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Engine, func, select
 
+from payback import demo_data as data
 from payback.customers import service as customers_service
 from payback.db import read, write
+from payback.demo_approvals import seed_approvals
 from payback.invoicing import service as invoicing
 from payback.invoicing.domain import LineInput
 from payback.invoicing.tables import invoices as invoices_table
@@ -41,11 +45,6 @@ from payback.payments import service as payments
 from payback.refunds import service as refunds
 from payback.refunds.domain import LineRequest, RefundRequest
 from payback.store_credit import service as store_credit
-
-YEAR_START = datetime(2026, 1, 2, 8, 0, tzinfo=UTC)
-INVOICES_FROM = datetime(2026, 1, 12, 8, 0, tzinfo=UTC)
-INVOICES_UNTIL = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
-YEAR_END = datetime(2026, 12, 31, 20, 0, tzinfo=UTC)
 
 Progress = Callable[[int, int], None]
 
@@ -66,74 +65,9 @@ class SteppingClock:
         self._now += timedelta(minutes=minutes)
 
 
-# ----------------------------------------------------------------------------- reference data
-
-# country -> (currency, locale, region tax key(s), first names, last names, companies)
-COUNTRIES = {
-    "DE": ("EUR", "de_DE", ["DE"], ["Lena", "Jonas", "Mia", "Felix", "Hannah", "Lukas"],
-           ["Hoffmann", "Schneider", "Becker", "Wagner", "Schulz"],
-           ["Bergmann Feinkost GmbH", "Nordlicht Design GmbH"]),
-    "GB": ("GBP", "en_GB", ["GB"], ["Oliver", "Amelia", "Harry", "Isla", "George", "Ava"],
-           ["Thompson", "Patel", "Evans", "Walker", "Hughes"],
-           ["Harrow & Finch Ltd", "Kestrel Studio Ltd"]),
-    "US": ("USD", "en_US", ["US-CA", "US-NY"], ["Emma", "Liam", "Sophia", "Noah", "Ava", "Mason"],
-           ["Johnson", "Garcia", "Miller", "Davis", "Rodriguez"],
-           ["Bluebird Coffee Co.", "Summit Outfitters Inc."]),
-    "JP": ("JPY", "ja_JP", ["JP"], ["Yuki", "Haruto", "Sakura", "Ren", "Aoi", "Sota"],
-           ["Tanaka", "Suzuki", "Takahashi", "Watanabe", "Ito"],
-           ["Kobayashi Shoten K.K.", "Sakura Works K.K."]),
-    "FR": ("EUR", "fr_FR", ["FR"], ["Chloé", "Louis", "Camille", "Hugo", "Léa"],
-           ["Martin", "Bernard", "Dubois", "Moreau"], ["Atelier Lumière SARL"]),
-    "NL": ("EUR", "nl_NL", ["NL"], ["Sanne", "Daan", "Fleur", "Bram", "Noor"],
-           ["de Jong", "Jansen", "Visser", "Bakker"], ["Van Dijk Interieur B.V."]),
-    "ES": ("EUR", "es_ES", ["ES"], ["Lucía", "Hugo", "Martina", "Pablo"],
-           ["García", "Fernández", "López", "Martínez"], ["Olivares Diseño S.L."]),
-    "IT": ("EUR", "it_IT", ["IT"], ["Giulia", "Leonardo", "Sofia", "Matteo"],
-           ["Rossi", "Russo", "Ferrari", "Esposito"], ["Bottega Verde S.r.l."]),
-}
-#: The first four customers cover the four currencies; then the mix of a European shop.
-COUNTRY_CYCLE = ("DE", "GB", "US", "JP", "FR", "DE", "NL", "US", "GB", "ES", "JP", "IT")
-
-#: Tax rates by region and product tax class (the rates in force in 2026).
-TAX = {
-    "DE": {"standard": "0.19", "food": "0.07", "books": "0.07", "child_seat": "0.19"},
-    "FR": {"standard": "0.20", "food": "0.055", "books": "0.055", "child_seat": "0.20"},
-    "NL": {"standard": "0.21", "food": "0.09", "books": "0.09", "child_seat": "0.21"},
-    "ES": {"standard": "0.21", "food": "0.10", "books": "0.04", "child_seat": "0.21"},
-    "IT": {"standard": "0.22", "food": "0.10", "books": "0.04", "child_seat": "0.22"},
-    "GB": {"standard": "0.20", "food": "0", "books": "0", "child_seat": "0.05"},
-    "US-CA": {"standard": "0.0725", "food": "0", "books": "0.0725", "child_seat": "0.0725",
-              "shipping": "0"},
-    "US-NY": {"standard": "0.08875", "food": "0", "books": "0.08875", "child_seat": "0.08875"},
-    "JP": {"standard": "0.10", "food": "0.08", "books": "0.10", "child_seat": "0.10"},
-}
-
-# (description, sku, category, price in euro cents, tax class, max quantity)
-PRODUCTS = (
-    ("Espresso machine Duetto", "KIT-ESP-01", "kitchen", 24900, "standard", 1),
-    ("Burr coffee grinder", "KIT-GRN-02", "kitchen", 8900, "standard", 1),
-    ("Single-origin coffee beans 1 kg", "FOOD-CB-1K", "food", 1890, "food", 6),
-    ("Loose-leaf green tea 250 g", "FOOD-TEA-250", "food", 990, "food", 6),
-    ("Dark chocolate bar 100 g", "FOOD-CHOC-100", "food", 349, "food", 10),
-    ("Stoneware mug", "HOME-MUG-01", "home", 1450, "standard", 4),
-    ("Linen tea towel set", "HOME-TWL-03", "home", 2200, "standard", 3),
-    ("Cast-iron skillet 26 cm", "KIT-SKL-26", "kitchen", 5900, "standard", 1),
-    ("The Home Barista (hardcover)", "BOOK-BAR-01", "books", 3200, "books", 2),
-    ("Baking for Beginners (paperback)", "BOOK-BAK-02", "books", 1800, "books", 2),
-    ("Child car seat Isofix", "KID-SEAT-01", "kids", 18900, "child_seat", 1),
-    ("Wool throw blanket", "HOME-THR-01", "home", 7900, "standard", 2),
-    ("Noise-cancelling headphones", "ELEC-HP-01", "electronics", 19900, "standard", 1),
-    ("Smart kettle 1.7 l", "KIT-KTL-17", "kitchen", 6900, "standard", 1),
-)
-EURO_PRICE = {p[1]: p[3] for p in PRODUCTS}
-SHIPPING = (("Standard shipping", 490), ("Express shipping", 1290))
-FREE_SHIPPING_FROM = 15000  # euro cents of items
-FX = {"EUR": (1, 1), "GBP": (86, 100), "USD": (108, 100), "JPY": (162, 100)}  # per euro cent
-
-
 def local_price(euro_cents: int, currency: str) -> int:
     """A shelf price in the local currency: x.99 in GBP and USD, tens of yen in JPY."""
-    num, den = FX[currency]
+    num, den = data.FX[currency]
     if currency == "EUR":
         return euro_cents
     if currency == "JPY":  # 1 euro cent × 1.62 = yen (JPY has no minor unit)
@@ -176,19 +110,6 @@ class Event:
     step: str = field(default="", compare=False)
 
 
-#: Refund stories: name -> steps (each step is one refund at a later date).
-SCENARIOS = {
-    "full": ["full"], "amount": ["amount"], "lines": ["lines"], "shipping": ["shipping"],
-    "to_credit": ["full_to_credit"], "lines_to_credit": ["lines_to_credit"],
-    "lines_then_rest_to_credit": ["lines", "full_to_credit"],
-    "amount_then_lines": ["amount", "lines_with_shipping"],
-}
-SCENARIO_WEIGHTS = {"full": 12, "amount": 18, "lines": 22, "shipping": 10, "to_credit": 8,
-                    "lines_to_credit": 8, "lines_then_rest_to_credit": 12, "amount_then_lines": 10}
-NEEDS_SHIPPING = {"shipping", "amount_then_lines"}
-PAYMENT_WEIGHTS = {"unpaid": 8, "partial": 9, "installments": 6, "card": 52, "bank": 25}
-
-
 def _chance(rng: random.Random, percent: int) -> bool:
     """True ``percent`` times in 100 (integers only: no floats in Payback's source)."""
     return rng.randrange(100) < percent
@@ -197,8 +118,8 @@ def _chance(rng: random.Random, percent: int) -> bool:
 def _make_customers(rng: random.Random, count: int) -> list[Customer]:
     out, taken = [], set()
     for i in range(count):
-        country = COUNTRY_CYCLE[i % len(COUNTRY_CYCLE)]
-        currency, locale, regions, firsts, lasts, companies = COUNTRIES[country]
+        country = data.COUNTRY_CYCLE[i % len(data.COUNTRY_CYCLE)]
+        currency, locale, regions, firsts, lasts, companies = data.COUNTRIES[country]
         business = _chance(rng, 20)
         for _ in range(20):  # a few tries for a fresh name; a big demo may repeat one, as life does
             name = rng.choice(companies) if business else f"{rng.choice(firsts)} {rng.choice(lasts)}"
@@ -219,18 +140,19 @@ def _slug(name: str) -> str:
 
 
 def _make_lines(rng: random.Random, cust: Customer) -> list[LineInput]:
-    rates = TAX[cust.region]
+    rates = data.TAX[cust.region]
     lines = []
-    for desc, sku, cat, price, tax_class, max_qty in rng.sample(PRODUCTS, rng.randint(1, 4)):
+    for desc, sku, cat, price, tax_class, max_qty in rng.sample(data.PRODUCTS,
+                                                                rng.randint(1, 4)):
         qty = rng.randint(1, max_qty)
         unit = local_price(price, cust.currency)
         pct = rng.choice((10, 15, 20)) if _chance(rng, 20) else 0
         discount = mul_div(qty * unit, pct, 100, rounding="half_up")
         lines.append(LineInput(desc, qty, unit, Decimal(rates[tax_class]), discount, "item",
                                sku, cat))
-    items_euro = sum(EURO_PRICE[ln.sku] * ln.quantity for ln in lines)
-    if items_euro < FREE_SHIPPING_FROM or _chance(rng, 25):
-        desc, price = SHIPPING[1] if _chance(rng, 20) else SHIPPING[0]
+    items_euro = sum(data.EURO_PRICE[ln.sku] * ln.quantity for ln in lines)
+    if items_euro < data.FREE_SHIPPING_FROM or _chance(rng, 25):
+        desc, price = data.SHIPPING[1] if _chance(rng, 20) else data.SHIPPING[0]
         rate = rates.get("shipping", rates["standard"])
         lines.append(LineInput(desc, 1, local_price(price, cust.currency), Decimal(rate),
                                kind="shipping", sku="SHIP", category="shipping"))
@@ -257,26 +179,27 @@ def _plan_invoice(rng: random.Random, cust: Customer) -> InvoicePlan:
         tax_mode = "inclusive"  # Japanese consumer prices include consumption tax
     else:
         tax_mode = "inclusive" if _chance(rng, 80) else "exclusive"
-    payment = rng.choices(list(PAYMENT_WEIGHTS), weights=list(PAYMENT_WEIGHTS.values()))[0]
+    weights = data.PAYMENT_WEIGHTS
+    payment = rng.choices(list(weights), weights=list(weights.values()))[0]
     return InvoicePlan(cust, tax_mode, lines, discount, memo, payment)
 
 
 def _pick_scenario(rng: random.Random, plan: InvoicePlan, uncovered: list[str]) -> str:
     """Cover every story once first (so even a small demo shows them all), then draw by weight."""
     has_shipping = any(ln.kind == "shipping" for ln in plan.lines)
-    fits = [s for s in uncovered if has_shipping or s not in NEEDS_SHIPPING]
+    fits = [s for s in uncovered if has_shipping or s not in data.NEEDS_SHIPPING]
     if fits:
         uncovered.remove(fits[0])
         return fits[0]
-    names = [s for s in SCENARIO_WEIGHTS if has_shipping or s not in NEEDS_SHIPPING]
-    return rng.choices(names, weights=[SCENARIO_WEIGHTS[s] for s in names])[0]
+    names = [s for s in data.SCENARIO_WEIGHTS if has_shipping or s not in data.NEEDS_SHIPPING]
+    return rng.choices(names, weights=[data.SCENARIO_WEIGHTS[s] for s in names])[0]
 
 
 def _at(start: datetime, rng: random.Random, lo_days: int, hi_days: int) -> datetime:
     """A business-hours moment between lo and hi days after ``start``, never after 2026."""
     day = (start + timedelta(days=rng.randint(lo_days, hi_days))).replace(
         hour=rng.randint(8, 19), minute=rng.randint(0, 59))
-    return min(max(day, start + timedelta(minutes=1)), YEAR_END)
+    return min(max(day, start + timedelta(minutes=1)), data.YEAR_END)
 
 
 def plan_year(rng: random.Random, n_customers: int, n_invoices: int) -> list[Event]:
@@ -285,11 +208,11 @@ def plan_year(rng: random.Random, n_customers: int, n_invoices: int) -> list[Eve
     seq = itertools.count()
     people = _make_customers(rng, n_customers)
     for i, cust in enumerate(people):
-        events.append(Event(YEAR_START + timedelta(minutes=9 * i), next(seq), "customer", cust))
-    span = (INVOICES_UNTIL - INVOICES_FROM) // timedelta(seconds=1)
-    issued = sorted(INVOICES_FROM + timedelta(seconds=rng.randrange(span))
+        events.append(Event(data.YEAR_START + timedelta(minutes=9 * i), next(seq), "customer", cust))
+    span = (data.INVOICES_UNTIL - data.INVOICES_FROM) // timedelta(seconds=1)
+    issued = sorted(data.INVOICES_FROM + timedelta(seconds=rng.randrange(span))
                     for _ in range(n_invoices))
-    uncovered = list(SCENARIOS)
+    uncovered = list(data.SCENARIOS)
     for i, at in enumerate(issued):
         # The first invoices go to the first customers, so every currency appears.
         cust = people[i] if i < min(4, n_customers) else rng.choice(people)
@@ -309,7 +232,7 @@ def _plan_payments_and_refunds(rng, plan: InvoicePlan, issued: datetime, seq,
         out.append(Event(_at(paid_at, rng, 14, 30), next(seq), "pay", plan, "rest"))
     if plan.payment in ("card", "bank") and _chance(rng, 42):
         at = paid_at
-        for step in SCENARIOS[_pick_scenario(rng, plan, uncovered)]:
+        for step in data.SCENARIOS[_pick_scenario(rng, plan, uncovered)]:
             at = _at(at, rng, 2, 25)
             out.append(Event(at, next(seq), "refund", plan, step))
     return out
@@ -323,7 +246,7 @@ class _Run:
 
     def __init__(self, engine: Engine, rng: random.Random) -> None:
         self.engine, self.rng = engine, rng
-        self.clock = SteppingClock(YEAR_START)
+        self.clock = SteppingClock(data.YEAR_START)
         self.counts = {"customers": 0, "invoices": 0, "payments": 0, "store_credit_payments": 0,
                        "refunds": 0, "refunds_full": 0, "refunds_amount": 0, "refunds_lines": 0,
                        "refunds_to_store_credit": 0, "refunds_skipped": 0}
@@ -400,19 +323,6 @@ class _Run:
 
 # ------------------------------------------------------------------------- refund requests
 
-NOTES = {
-    "full": [("duplicate", "Charged twice at checkout"),
-             ("requested_by_customer", "Order cancelled before dispatch"),
-             ("fraudulent", "Cardholder did not recognise the order")],
-    "amount": [("goodwill", "Price match with a competitor"),
-               ("billing_error", "Wrong price applied at checkout"),
-               ("goodwill", "Apology for a late delivery")],
-    "lines": [("product_defective", "Arrived damaged"),
-              ("not_as_described", "Colour differs from the photos"),
-              ("requested_by_customer", "Returned within 30 days, unopened")],
-}
-
-
 def build_request(step: str, inv: dict, rng: random.Random) -> RefundRequest | None:
     """A refund that the invoice, as it is now, allows; ``None`` when nothing fits."""
     method = "store_credit" if step.endswith("_to_credit") else "original_payment"
@@ -422,15 +332,15 @@ def build_request(step: str, inv: dict, rng: random.Random) -> RefundRequest | N
         reason, note = "goodwill", "Parcel arrived late: shipping refunded"
     elif kind == "lines":
         picks = _line_picks(inv, rng, with_shipping=step == "lines_with_shipping")
-        reason, note = rng.choice(NOTES["lines"])
+        reason, note = rng.choice(data.NOTES["lines"])
     elif kind == "amount":
         amount = _partial_amount(inv, rng)
-        reason, note = rng.choice(NOTES["amount"])
+        reason, note = rng.choice(data.NOTES["amount"])
         return RefundRequest("amount", method, reason, amount_minor=amount, note=note) \
             if amount else None
     else:
         reason, note = (("requested_by_customer", "Remaining balance kept as store credit")
-                        if method == "store_credit" else rng.choice(NOTES["full"]))
+                        if method == "store_credit" else rng.choice(data.NOTES["full"]))
         return RefundRequest("full", method, reason, note=note)
     if not picks:
         return None
@@ -487,4 +397,4 @@ def seed_demo(engine: Engine, *, seed: int = 42, customers: int = 24, invoices: 
         run.apply(ev)
         if progress is not None:
             progress(done, len(events))
-    return run.counts
+    return {**run.counts, **seed_approvals(engine, run.clock)}

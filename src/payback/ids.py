@@ -11,7 +11,8 @@ from ulid import ULID
 PREFIXES = {
     "customer": "cus", "invoice": "inv", "invoice_line": "il", "payment": "pay",
     "refund": "re", "refund_line": "rl", "wallet": "wal", "wallet_txn": "wtx",
-    "journal_entry": "je", "posting": "po", "outbox": "evt",
+    "journal_entry": "je", "posting": "po", "outbox": "evt", "credit_note": "cn",
+    "staff_user": "usr", "api_key": "key", "store_credit_lot": "lot",
 }
 
 

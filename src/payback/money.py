@@ -151,10 +151,8 @@ class Money:
 
 def round_minor(value: Decimal, *, rounding: str) -> int:
     """The one place a ``Decimal`` becomes minor units. ``rounding`` is 'half_up' or 'half_even'."""
-    try:
-        mode = ROUNDING_MODES[rounding]
-    except KeyError:
-        raise ValueError(f"unknown rounding mode {rounding!r}") from None
+    if rounding not in ROUNDING_MODES:
+        raise ValueError(f"unknown rounding mode {rounding!r}")
     if not value.is_finite():
         raise InvalidAmount(f"{value} is not a finite amount")
     numerator, denominator = value.as_integer_ratio()

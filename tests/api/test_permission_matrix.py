@@ -136,7 +136,8 @@ def test_route_admits_exactly_the_declared_roles(principals, client_for, method,
 
 #: Path parameters that name an object of a seller, and the key of ``seller_a_world`` with one.
 OBJECT_PARAMS = {"customer_id": "customer", "invoice_id": "invoice", "payment_id": "payment",
-                 "refund_id": "refund", "key_id": "key"}
+                 "refund_id": "refund", "key_id": "key", "credit_note_id": "credit_note",
+                 "lot_id": "lot"}
 #: Path parameters that are not objects of a seller (the same for everyone).
 SHARED_PARAMS = {"currency", "preset_id"}
 #: A valid body for each POST route on an object, so that the object lookup really runs (an
@@ -153,6 +154,13 @@ VALID_BODIES = {
     "/v1/refunds/{refund_id}/reject": {"comment": "no"},
     "/v1/refunds/{refund_id}/cancel": {"comment": "stop"},
     "/v1/api-keys/{key_id}/revoke": None,
+    "/v1/invoices/{invoice_id}/credit-notes": {
+        "reason": "billing_error",
+        "lines": [{"invoice_line_id": "il_00000000000000000000000000", "amount_minor": 100}]},
+    "/v1/credit-notes/{credit_note_id}/void": {"reason": "billing_error"},
+    "/v1/customers/{customer_id}/store-credit/grants": {
+        "kind": "goodwill", "amount_minor": 100, "currency": "EUR", "memo": "sorry"},
+    "/v1/store-credit/lots/{lot_id}/revoke": {"reason": "abuse"},
 }
 OBJECT_ROUTES = [r for r in V1_ROUTES if set(_PARAM.findall(r[1])) and
                  {m[0] for m in _PARAM.findall(r[1])} & set(OBJECT_PARAMS)]
@@ -163,13 +171,16 @@ MISSING = "{}_00000000000000000000000000"
 @pytest.fixture
 def seller_a_world(api, client, paid_invoice) -> dict[str, str]:
     """Objects of the default seller (A): customer, invoice, payment, a refund to store credit
-    (so the customer has a EUR wallet) and the admin key of ``client``."""
+    (so the customer has a EUR wallet) with its credit note, and the admin key of ``client``."""
     inv = paid_invoice["invoice"]
     refund = api.refund(inv["id"], {"kind": "amount", "amount_minor": 1000, "reason": "goodwill",
                                     "method": "store_credit", "consent_to_other_method": True})
     return {"customer": paid_invoice["customer"]["id"], "invoice": inv["id"],
             "payment": paid_invoice["payment"]["id"], "refund": refund["id"],
-            "key": client.get("/v1/me").json()["id"]}
+            "key": client.get("/v1/me").json()["id"],
+            "credit_note": client.get("/v1/credit-notes").json()["data"][0]["id"],
+            "lot": client.get(f"/v1/customers/{paid_invoice['customer']['id']}/store-credit/EUR")
+            .json()["lots"][0]["id"]}
 
 
 @pytest.fixture

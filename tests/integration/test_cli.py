@@ -157,16 +157,19 @@ def _assert_row_matches_ledger(conn, cur: str, row: dict) -> None:
     assert row["returns_minor"] == returns
     assert row["net_revenue_minor"] == revenue - returns
     assert row["net_tax_minor"] == account_balance(conn, ledger.TAX_PAYABLE, cur)
-    # Refund records, independently of the ledger: paid out vs. sent to store credit.
+    # Refund records, independently of the ledger: paid out vs. sent to store credit. Only
+    # settled refunds: the demo's approval queue holds refunds whose tenders are reserved, not
+    # paid (pending_approval posts nothing to the ledger).
+    settled = (refunds.c.currency == cur, refunds.c.status == "succeeded")
     to_credit = conn.execute(
         select(func.coalesce(func.sum(refund_tenders.c.amount_minor), 0))
         .join(refunds, refunds.c.id == refund_tenders.c.refund_id)
-        .where(refunds.c.currency == cur, refund_tenders.c.destination == "store_credit")
+        .where(*settled, refund_tenders.c.destination == "store_credit")
     ).scalar_one()
     paid_out = conn.execute(
         select(func.coalesce(func.sum(refund_tenders.c.amount_minor), 0))
         .join(refunds, refunds.c.id == refund_tenders.c.refund_id)
-        .where(refunds.c.currency == cur, refund_tenders.c.destination == "original_payment")
+        .where(*settled, refund_tenders.c.destination == "original_payment")
     ).scalar_one()
     assert row["refunds_to_store_credit_minor"] == to_credit
     assert row["refunds_paid_out_minor"] == paid_out

@@ -150,3 +150,30 @@ def test_policy_below_the_statutory_floor_is_refused(engine, clock):
     assert "window.days" in err.value.detail and "14" in err.value.detail
     with db.read(engine) as conn:
         assert policies.list_versions(conn, "sel_default") == []
+
+
+def test_delivery_date_starts_the_statutory_window(engine, clock):
+    """With the delivery recorded, the EU-based policy's 30-day window runs from delivery and
+    the preview names its end; a change-of-mind request after it is denied."""
+    with db.write(engine) as conn:
+        policies.set_policy(conn, clock, seller_id="sel_default", data=POLICY,
+                            actor=Actor("usr_admin", "staff", "admin"))
+        cus = create_customer(conn, clock, name="Lea", country="DE")
+        inv = create_invoice(conn, clock, customer_id=cus["id"], currency="EUR",
+                             tax_mode="inclusive", delivered_at=clock.now(),
+                             lines=[LineInput("Lamp", 1, 11900, Decimal("0.19"),
+                                              category="home")])
+        record_payment(conn, clock, inv["id"], method="card", amount_minor=11900,
+                       currency="EUR", card={"token": "tok", "brand": "visa", "last4": "4242"})
+    req = RefundRequest(kind="full", method="original_payment", reason="requested_by_customer")
+    with db.read(engine) as conn:
+        inside = refunds.preview_refund(conn, inv["id"], req, actor=AGENT, now=clock.now())
+    ends = inside["decision"]["deadlines"]["window_ends_at"]
+    # delivered 15 January 2026 (Berlin): day 30 is Saturday 14 February, so the period ends on
+    # Monday 16 February (Regulation 1182/71 Art 3(4)), end of day Berlin = 22:59:59 UTC
+    assert ends.startswith("2026-02-16T22:59:59") and inside["decision"]["outcome"] == "allow"
+    clock.advance(days=33)
+    with db.read(engine) as conn:
+        late = refunds.preview_refund(conn, inv["id"], req, actor=AGENT, now=clock.now())
+    assert late["decision"]["outcome"] == "deny"
+    assert any(e["rule"].startswith("window") for e in late["decision"]["explanations"])

@@ -31,7 +31,9 @@ PERMISSIONS: dict[str, str] = {
     "refunds:create": "preview and request refunds",
     "refunds:approve": "approve or reject refunds waiting for approval",
     "refunds:cancel": "cancel a refund that has not been paid out",
-    "store_credit:read": "read store-credit wallets",
+    "credit_notes:write": "issue adjustment credit notes (no money moves) and void them",
+    "store_credit:read": "read store-credit wallets, their lots and statements",
+    "store_credit:grant": "grant goodwill or promotional store credit, and revoke such grants",
     "ledger:read": "read the ledger (entries, trial balance)",
     "reports:read": "read revenue reports",
     "audit:read": "read and verify the audit trail",
@@ -47,14 +49,14 @@ AUTHENTICATED = "authenticated"
 _BUSINESS_READS = frozenset({"customers:read", "invoices:read", "payments:read", "refunds:read",
                              "store_credit:read", "policies:read"})
 _AGENT = _BUSINESS_READS | {"customers:write", "invoices:write", "payments:write",
-                            "refunds:create", "refunds:cancel"}
+                            "refunds:create", "refunds:cancel", "store_credit:grant"}
 
 #: THE permission table. The lists are written out in full (no inheritance to trace): reading
 #: one line says everything a role may do.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": _BUSINESS_READS,
     "agent": _AGENT,
-    "approver": _AGENT | {"refunds:approve"},
+    "approver": _AGENT | {"refunds:approve", "credit_notes:write"},
     "admin": frozenset(PERMISSIONS),
     "auditor": _BUSINESS_READS | {"ledger:read", "reports:read", "audit:read"},
 }
@@ -68,6 +70,9 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/v1/customers/{customer_id}"): "customers:read",
     ("GET", "/v1/customers/{customer_id}/store-credit"): "store_credit:read",
     ("GET", "/v1/customers/{customer_id}/store-credit/{currency}"): "store_credit:read",
+    ("GET", "/v1/customers/{customer_id}/store-credit/{currency}/statement"): "store_credit:read",
+    ("POST", "/v1/customers/{customer_id}/store-credit/grants"): "store_credit:grant",
+    ("POST", "/v1/store-credit/lots/{lot_id}/revoke"): "store_credit:grant",
     # invoices and payments
     ("POST", "/v1/invoices"): "invoices:write",
     ("GET", "/v1/invoices"): "invoices:read",
@@ -85,10 +90,24 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/v1/refunds/{refund_id}/approve"): "refunds:approve",
     ("POST", "/v1/refunds/{refund_id}/reject"): "refunds:approve",
     ("POST", "/v1/refunds/{refund_id}/cancel"): "refunds:cancel",
+    # credit notes and documents (a credit note is an invoice for VAT: invoices:read reads it)
+    ("GET", "/v1/credit-notes"): "invoices:read",
+    ("GET", "/v1/credit-notes/{credit_note_id}"): "invoices:read",
+    ("GET", "/v1/credit-notes/{credit_note_id}/pdf"): "invoices:read",
+    ("GET", "/v1/credit-notes/{credit_note_id}/html"): "invoices:read",
+    ("GET", "/v1/credit-notes/{credit_note_id}/xml"): "invoices:read",
+    ("GET", "/v1/invoices/{invoice_id}/pdf"): "invoices:read",
+    ("GET", "/v1/invoices/{invoice_id}/html"): "invoices:read",
+    ("GET", "/v1/invoices/{invoice_id}/xml"): "invoices:read",
+    ("POST", "/v1/invoices/{invoice_id}/credit-notes"): "credit_notes:write",
+    ("POST", "/v1/credit-notes/{credit_note_id}/void"): "credit_notes:write",
     # books, reports, policies, audit
     ("GET", "/v1/ledger/trial-balance"): "ledger:read",
     ("GET", "/v1/ledger/entries"): "ledger:read",
     ("GET", "/v1/reports/revenue"): "reports:read",
+    ("GET", "/v1/reports/tax"): "reports:read",
+    ("GET", "/v1/exports/journal.beancount"): "ledger:read",
+    ("GET", "/v1/exports/journal.csv"): "ledger:read",
     ("GET", "/v1/policies"): "policies:read",
     ("GET", "/v1/policies/active"): "policies:read",
     ("GET", "/v1/policies/presets/{preset_id}"): "policies:read",
@@ -97,6 +116,8 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/v1/audit/verify"): "audit:read",
     # access itself
     ("GET", "/v1/me"): AUTHENTICATED,
+    ("GET", "/v1/seller"): AUTHENTICATED,
+    ("POST", "/v1/seller"): "users:manage",
     ("GET", "/v1/users"): "users:manage",
     ("POST", "/v1/users"): "users:manage",
     ("GET", "/v1/api-keys"): "keys:manage",

@@ -16,18 +16,25 @@ from payback.clock import Clock, SystemClock
 from payback.access.router import router as access
 from payback.api import auditing
 from payback.audit.router import router as audit
+from payback.credit_notes.router import router as credit_notes
 from payback.customers.router import router as customers
+from payback.documents.router import router as documents
 from payback.db import make_engine
 from payback.errors import DomainError
+from payback.exports.router import router as exports
 from payback.invoicing.router import router as invoices
 from payback.ledger.router import router as ledger
 from payback.payments.router import router as payments
 from payback.policies.router import router as policies
 from payback.refunds.router import router as refunds
 from payback.reports.router import router as reports
+from payback.sellers.router import router as seller
 from payback.settings import Settings
+from payback.store_credit.router import router as store_credit
 
-ROUTERS = (customers, invoices, payments, refunds, ledger, reports, policies, audit, access)
+ROUTERS = (customers, invoices, payments, refunds, ledger, reports, policies, audit, access,
+           exports, store_credit,
+           credit_notes, documents, seller)
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 

@@ -1,4 +1,4 @@
-"""HTTP routes for customers and their store-credit wallets."""
+"""HTTP routes for customers (their store credit: ``payback.store_credit.router``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends, Path
 from payback.api.deps import Context, context
 from payback.api.pagination import Page, page_params, paginate
 from payback.customers import schemas, service
-from payback.store_credit import service as store_credit
 
 router = APIRouter(tags=["customers"])
 
@@ -30,19 +29,3 @@ async def list_customers(page: Page = Depends(page_params), ctx: Context = Depen
 async def get_customer(customer_id: str = Path(max_length=40), ctx: Context = Depends(context)):
     return await ctx.read(lambda conn: service.get_customer(conn, customer_id, ctx.seller_id),
                           schemas.CustomerOut.model_validate)
-
-
-@router.get("/customers/{customer_id}/store-credit", response_model=schemas.WalletList)
-async def list_wallets(customer_id: str = Path(max_length=40), ctx: Context = Depends(context)):
-    def call(conn):
-        service.get_customer(conn, customer_id, ctx.seller_id)
-        return {"data": store_credit.get_wallets(conn, customer_id, ctx.seller_id)}
-    return await ctx.read(call, schemas.WalletList.model_validate)
-
-
-@router.get("/customers/{customer_id}/store-credit/{currency}", response_model=schemas.WalletOut)
-async def get_wallet(customer_id: str = Path(max_length=40), currency: str = Path(max_length=3),
-                     ctx: Context = Depends(context)):
-    return await ctx.read(lambda conn: store_credit.get_wallet(
-        conn, customer_id, currency, ctx.seller_id),
-                          schemas.WalletOut.model_validate)

@@ -15,6 +15,10 @@ class CustomerCreate(In):
     email: Annotated[str | None, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] = None
     locale: Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")] = "en_US"
     country: Annotated[str | None, Field(pattern=r"^[A-Za-z]{2}$")] = None
+    #: Postal address as printed on documents (lines separated by newlines).
+    address: Annotated[str | None, Field(max_length=1000)] = None
+    #: Validated with python-stdnum (EU, GB, and countries it knows); 422 invalid_vat_number.
+    vat_number: Annotated[str | None, Field(max_length=40)] = None
 
 
 class CustomerOut(Out):
@@ -23,6 +27,8 @@ class CustomerOut(Out):
     email: str | None
     locale: str
     country: str | None
+    address: str | None = None
+    vat_number: str | None = None
     created_at: datetime
 
 

@@ -1,4 +1,4 @@
-"""Customer use cases: create, get, list."""
+"""Customer use cases: create (with address and a validated VAT number), get, list."""
 
 from __future__ import annotations
 
@@ -10,17 +10,23 @@ from payback.errors import NotFound, ValidationFailed
 from payback.ids import new_id
 from payback.outbox.service import emit
 from payback.customers.tables import customers
+from payback.documents.vat import validate_vat_number
 
 _insert = insert(customers)
 
 
 def create_customer(conn: Connection, clock: Clock, *, name: str, email: str | None = None,
                     locale: str = "en_US", country: str | None = None,
+                    address: str | None = None, vat_number: str | None = None,
                     seller_id: str = DEFAULT_SELLER_ID) -> dict:
+    """A customer; a VAT number is validated (python-stdnum) against the country and stored
+    normalised (``DE136695976``), or refused with ``invalid_vat_number``."""
     if not name or not name.strip():
         raise ValidationFailed("name must not be empty")
+    country = country.upper() if country else None
     row = {"id": new_id("customer"), "name": name.strip(), "email": email, "locale": locale,
-           "country": country.upper() if country else None, "created_at": clock.now(),
+           "country": country, "address": address.strip() if address else None,
+           "vat_number": validate_vat_number(vat_number, country), "created_at": clock.now(),
            "seller_id": seller_id}
     conn.execute(_insert, row)
     emit(conn, "customer.created", row["id"], {"id": row["id"]}, row["created_at"], seller_id)

@@ -17,7 +17,8 @@ async def create_invoice(body: schemas.InvoiceCreate, ctx: Context = Depends(con
         conn, ctx.clock, customer_id=body.customer_id, currency=body.currency,
         tax_mode=body.tax_mode, lines=body.domain_lines(), discount_minor=body.discount_minor,
         memo=body.memo, rounding=ctx.settings.tax_rounding, prefix=ctx.settings.invoice_prefix,
-        seller_id=ctx.seller_id),
+        seller_id=ctx.seller_id, contract_type=body.contract_type,
+        delivered_at=body.delivered_at),
         schemas.InvoiceOut.model_validate)
 
 

@@ -46,6 +46,11 @@ class InvoiceCreate(In):
     shipping: ShippingIn | None = None
     discount_minor: Minor = 0
     memo: Annotated[str | None, Field(max_length=2000)] = None
+    contract_type: Literal["goods", "subscription", "services", "digital_content"] = Field(
+        "goods", description="What the statutory refund clock counts from (EU/UK): goods from "
+                             "delivery, services and digital content from the contract")
+    delivered_at: datetime | None = Field(
+        None, description="When the (last) goods arrived; refund windows start here")
 
     def domain_lines(self) -> list[LineInput]:
         out = [ln.to_domain() for ln in self.lines]
@@ -92,6 +97,8 @@ class InvoiceSummaryOut(Out):
     amount_pending_refund_minor: int
     amount_refundable_minor: int
     memo: str | None
+    contract_type: str = "goods"
+    delivered_at: datetime | None = None
     issued_at: datetime
     voided_at: datetime | None
 

@@ -7,13 +7,17 @@ lock (``UPDATE … RETURNING``), so a rolled-back invoice gives its number back:
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Sequence
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from payback.access.tables import DEFAULT_SELLER_ID
 from payback.clock import Clock
+from payback.credit_notes.tables import credit_notes
 from payback.customers.service import get_customer
 from payback.errors import Conflict, NotFound
 from payback.ids import new_id
@@ -32,21 +36,30 @@ ACTIVE_REFUND_STATES = ("requested", "pending_approval", "approved", "processing
 
 
 def next_number(conn: Connection, series: str) -> int:
-    """Take the next number of a gapless series inside the caller's transaction."""
-    stmt = (update(number_series).where(number_series.c.series == series)
-            .values(last_number=number_series.c.last_number + 1)
+    """Take the next number of a gapless series inside the caller's transaction: one upsert,
+    safe even for a series' very first number under concurrency (a missing row cannot be
+    inserted twice), and given back if the transaction rolls back."""
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (dialect_insert(number_series).values(series=series, last_number=1)
+            .on_conflict_do_update(index_elements=["series"],
+                                   set_={"last_number": number_series.c.last_number + 1})
             .returning(number_series.c.last_number))
-    value = conn.execute(stmt).scalar()
-    if value is None:
-        conn.execute(insert(number_series), {"series": series, "last_number": 1})
-        return 1
-    return int(value)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def adjustments_in_force(conn: Connection, invoice_id: str) -> int:
+    """What adjustment credit notes took off the invoice (their voids give it back)."""
+    return int(conn.execute(select(func.coalesce(func.sum(case(
+        (credit_notes.c.kind == "adjustment", credit_notes.c.total_minor),
+        (credit_notes.c.kind == "void", -credit_notes.c.total_minor), else_=0)), 0))
+        .where(credit_notes.c.invoice_id == invoice_id)).scalar_one())
 
 
 def create_invoice(conn: Connection, clock: Clock, *, customer_id: str, currency: str,
                    tax_mode: str, lines: Sequence[domain.LineInput], discount_minor: int = 0,
                    memo: str | None = None, rounding: str = "half_up",
-                   prefix: str = "INV", seller_id: str = DEFAULT_SELLER_ID) -> dict:
+                   prefix: str = "INV", seller_id: str = DEFAULT_SELLER_ID,
+                   contract_type: str = "goods", delivered_at: datetime | None = None) -> dict:
     currency = normalise_currency(currency)
     get_customer(conn, customer_id, seller_id)
     computed = domain.compute_invoice(currency, tax_mode, lines, discount_minor, rounding=rounding)
@@ -58,13 +71,16 @@ def create_invoice(conn: Connection, clock: Clock, *, customer_id: str, currency
         "tax_mode": tax_mode, "discount_minor": computed.discount_minor,
         "subtotal_minor": computed.subtotal_minor, "net_minor": computed.net_minor,
         "tax_minor": computed.tax_minor, "total_minor": computed.total_minor, "memo": memo,
-        "issued_at": now, "voided_at": None, "seller_id": seller_id})
+        "issued_at": now, "voided_at": None, "seller_id": seller_id,
+        "contract_type": contract_type, "delivered_at": delivered_at})
     conn.execute(_insert_line, [_line_row(invoice_id, c) for c in computed.lines])
     if computed.total_minor:  # a free invoice moves no money: nothing to book
         post(conn, _issue_entry(invoice_id, number, computed), now, seller_id)
     emit(conn, "invoice.created", invoice_id,
          {"id": invoice_id, "number": number, "total_minor": computed.total_minor,
           "currency": currency}, now, seller_id)
+    from payback.documents.service import stamp_invoice  # documents read invoices: no cycle
+    stamp_invoice(conn, invoice_id)  # the document's hash, stored at issue
     return get_invoice(conn, invoice_id)
 
 
@@ -152,12 +168,11 @@ def _money_summary(conn: Connection, inv: dict) -> dict:
     refunded = int(by_status.get("succeeded", 0) or 0)
     pending = sum(int(v or 0) for k, v in by_status.items()
                   if k in ACTIVE_REFUND_STATES and k != "succeeded")
-    status = domain.derive_status(inv["total_minor"], int(paid), refunded,
-                                  inv["voided_at"] is not None)
+    owed = inv["total_minor"] - adjustments_in_force(conn, inv["id"])
+    status = domain.derive_status(owed, int(paid), refunded, inv["voided_at"] is not None)
     return {"status": status, "amount_paid_minor": int(paid), "amount_refunded_minor": refunded,
             "amount_pending_refund_minor": pending, "amount_refundable_minor": int(refundable),
-            "amount_due_minor": max(inv["total_minor"] - int(paid), 0)
-            if inv["voided_at"] is None else 0}
+            "amount_due_minor": max(owed - int(paid), 0) if inv["voided_at"] is None else 0}
 
 
 def list_invoices(conn: Connection, *, after: str | None, limit: int,

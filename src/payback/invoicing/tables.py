@@ -6,8 +6,8 @@ beyond itself, even if application code were wrong); the authoritative history i
 lines, which these counters always equal (they are updated in the same transaction).
 """
 
-from sqlalchemy import (BigInteger, CheckConstraint, Column, ForeignKey, Integer,
-                        Numeric, String, Table, Text)
+from sqlalchemy import (BigInteger, CheckConstraint, Column, ForeignKey, Integer, Numeric,
+                        String, Table, Text, UniqueConstraint)
 
 from payback.access.tables import DEFAULT_SELLER_ID
 from payback.db import UtcDateTime, metadata
@@ -22,7 +22,7 @@ number_series = Table(
 invoices = Table(
     "invoices", metadata,
     Column("id", String(40), primary_key=True),
-    Column("number", String(40), nullable=False, unique=True),
+    Column("number", String(40), nullable=False),
     Column("seller_id", String(40), ForeignKey("sellers.id"), nullable=False,
            server_default=DEFAULT_SELLER_ID, index=True),
     Column("customer_id", String(40), ForeignKey("customers.id"), nullable=False, index=True),
@@ -37,6 +37,13 @@ invoices = Table(
     Column("issued_at", UtcDateTime, nullable=False),
     Column("voided_at", UtcDateTime, nullable=True),
     Column("document_sha256", String(64), nullable=True),
+    # What the statutory clock needs: the kind of contract and when the goods arrived
+    # (the last delivery; None until delivered).
+    Column("contract_type", String(20), nullable=False, server_default="goods"),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    UniqueConstraint("seller_id", "number", name="uq_invoices_seller_number"),
+    CheckConstraint("contract_type in ('goods', 'subscription', 'services', 'digital_content')",
+                    name="contract_type_known"),
     CheckConstraint("tax_mode in ('exclusive', 'inclusive')", name="tax_mode_known"),
     CheckConstraint("discount_minor >= 0 AND subtotal_minor >= 0 AND net_minor >= 0 "
                     "AND tax_minor >= 0 AND total_minor >= 0", name="amounts_non_negative"),

@@ -16,7 +16,7 @@ from payback.clock import Clock
 from payback.errors import (Conflict, CurrencyMismatch, InsufficientStoreCredit, NotFound,
                             Overpayment, ValidationFailed)
 from payback.ids import new_id
-from payback.invoicing.service import lock_invoice
+from payback.invoicing.service import adjustments_in_force, lock_invoice
 from payback.ledger import domain as ledger
 from payback.ledger.service import post
 from payback.money import check_minor, normalise_currency
@@ -104,7 +104,7 @@ def _check_payable(conn: Connection, inv: dict, currency: str, amount: int) -> N
         raise CurrencyMismatch(f"invoice {inv['number']} is in {inv['currency']}, not {currency}")
     paid = conn.execute(select(func.coalesce(func.sum(payments.c.amount_minor), 0))
                         .where(payments.c.invoice_id == inv["id"])).scalar()
-    due = inv["total_minor"] - int(paid)
+    due = inv["total_minor"] - adjustments_in_force(conn, inv["id"]) - int(paid)
     if amount > due:
         raise Overpayment(f"{amount} exceeds the amount due of {due}", amount_due_minor=due)
 

@@ -90,9 +90,15 @@ def _check_role_limit(limits: dict, actor: Actor, calc: domain.RefundCalculation
 
 
 def _facts(inv: dict) -> engine.PurchaseFacts:
-    # Delivery records come with fulfilment data; without them the statutory window has not
-    # started (the most protective reading): goods not yet delivered can always be returned.
-    return engine.PurchaseFacts(contract_type="goods", purchased_at=inv["issued_at"])
+    # Without a delivery date the statutory window has not started (the most protective
+    # reading): goods not yet delivered can always be returned.
+    # The withdrawal information is taken to be on the invoice (given at issue); a merchant who
+    # does not give it faces the +12-month extension, which Payback cannot know about.
+    delivered = inv.get("delivered_at")
+    return engine.PurchaseFacts(contract_type=inv.get("contract_type") or "goods",
+                                purchased_at=inv["issued_at"],
+                                deliveries=(delivered,) if delivered else (),
+                                withdrawal_info_given_at=inv["issued_at"])
 
 
 def _ask(conn: Connection, inv: dict, calc: domain.RefundCalculation,

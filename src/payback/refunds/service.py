@@ -20,6 +20,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from payback.actor import SYSTEM, Actor
 from payback.clock import Clock
+from payback.credit_notes import service as credit_notes
 from payback.errors import Conflict, CurrencyMismatch, DomainError, NotFound
 from payback.ids import new_id
 from payback.invoicing.service import load_lines, lock_invoice
@@ -178,9 +179,12 @@ def approve_and_settle_moves(trail: Trail, actor: Actor, *, comment: str | None 
 
 def money_moves(conn: Connection, refund: dict, tenders: list[dict], inv: dict,
                 trail: Trail) -> list:
-    """Credit wallets now; return the journal entries of approval and settlement."""
-    return settlement.approval_entry(refund, inv) + settlement.settle(
+    """Credit wallets now, issue the refund's credit note; return the journal entries of
+    approval and settlement."""
+    entries = settlement.approval_entry(refund, inv) + settlement.settle(
         conn, refund, tenders, inv, trail.now, trail.outbox)
+    credit_notes.issue_for_refund(conn, refund, tenders, inv, trail.now, trail.outbox)
+    return entries
 
 
 def _denial_text(decision: Decision) -> str:

@@ -7,8 +7,9 @@ statements) and add their outbox events to the refund's ``Trail``.
   (tax); Cr refunds payable (what the customer gets) and Cr restocking fee income (the fee).
 - ``settle``: pays it. Original payment → ``settle_to_original_payment`` (Dr refunds payable,
   Cr the account each tender came from; a store-credit tender goes back to the wallet). Method
-  store credit → the wallet is granted the amount (plus any bonus) and the entry credits store
-  credit liability directly.
+  store credit → the wallet is granted the amount as a 'refund' lot (plus the bonus as a 'bonus'
+  lot, expiring as the seller's policy says) and the entry credits store credit liability
+  directly. A store-credit tender goes back into the lots its payment drew from.
 - ``release``: a refund that will not happen (rejected, canceled, failed) gives its reservation
   back: the guard counters on invoice lines and payments are decremented, so the amount is
   refundable again.
@@ -29,7 +30,9 @@ from payback.ledger.service import post
 from payback.outbox.service import outbox_row
 from payback.payments.service import DEBIT_ACCOUNT
 from payback.payments.tables import payments
+from payback.policies.service import active_policy
 from payback.refunds.tables import refund_lines, refund_tenders
+from payback.store_credit import domain as store_credit_domain
 from payback.store_credit import service as store_credit
 
 _release_lines = (update(invoice_lines).where(invoice_lines.c.id == bindparam("b_id"))
@@ -78,9 +81,11 @@ def settle(conn: Connection, refund: dict, tenders: list[dict], inv: dict, at: d
 
 def _settle_to_store_credit(conn: Connection, refund: dict, inv: dict, at: datetime,
                             outbox: list[dict]) -> list[ledger.Entry]:
+    """The refund becomes a store-credit lot of kind 'refund' and its bonus a separate lot of
+    kind 'bonus' (a cost: Dr store credit incentives), both with the policy's expiry."""
     cur, bonus = refund["currency"], refund["bonus_minor"]
     credited = refund["amount_minor"] + bonus
-    _grant(conn, refund, inv, credited, at, outbox)
+    _grant(conn, refund, inv, refund["amount_minor"], at, outbox, bonus=bonus)
     return [ledger.entry("refund.to_store_credit", refund["id"], [
         ledger.debit(ledger.SALES_RETURNS, cur, refund["net_minor"]),
         ledger.debit(ledger.TAX_PAYABLE, cur, refund["tax_minor"]),
@@ -105,14 +110,44 @@ def settle_to_original_payment(conn: Connection, refund: dict, tenders: list[dic
 
 
 def _grant(conn: Connection, refund: dict, inv: dict, amount: int, at: datetime,
-           outbox: list[dict]) -> None:
-    store_credit.grant(conn, customer_id=inv["customer_id"], currency=refund["currency"],
-                       amount_minor=amount, at=at, refund_id=refund["id"],
-                       seller_id=inv["seller_id"])
+           outbox: list[dict], bonus: int = 0) -> None:
+    """Credit the customer's wallet with ``amount`` (+ ``bonus``).
+
+    The part that refunds a payment made WITH store credit goes back into the lots that payment
+    drew from (same kind and expiry, so promotional credit cannot be laundered into refund
+    credit by buying and returning). The rest is a new lot of kind 'refund', the bonus a lot of
+    kind 'bonus'; both expire after the seller's policy ``store_credit.expiry_days``, and never
+    when the policy sets none."""
+    policy = active_policy(conn, inv["seller_id"])
+    expires_at = store_credit_domain.expiry_after(
+        at, policy.store_credit.expiry_days if policy else None)
+    where = {"customer_id": inv["customer_id"], "currency": refund["currency"], "at": at,
+             "refund_id": refund["id"], "seller_id": inv["seller_id"]}
+    fresh, lot_ids = amount, []
+    for payment_id, tender_amount in _store_credit_tenders(conn, refund["id"]):
+        txns, _unrestored = store_credit.restore(
+            conn, payment_id=payment_id, amount_minor=min(tender_amount, fresh), **where)
+        fresh -= sum(t["amount_minor"] for t in txns)
+        lot_ids += [t["lot_id"] for t in txns]
+    for kind, part in (("refund", fresh), ("bonus", bonus)):
+        if part:
+            lot_ids.append(store_credit.grant(conn, amount_minor=part, kind=kind,
+                                              expires_at=expires_at, **where)["lot_id"])
     outbox.append(outbox_row("store_credit.granted", refund["id"],
-                             {"customer_id": inv["customer_id"], "amount_minor": amount,
-                              "currency": refund["currency"], "refund_id": refund["id"]},
+                             {"customer_id": inv["customer_id"], "amount_minor": amount + bonus,
+                              "currency": refund["currency"], "refund_id": refund["id"],
+                              "bonus_minor": bonus, "lot_ids": lot_ids,
+                              "expires_at": expires_at.isoformat() if expires_at else None},
                              at, inv["seller_id"]))
+
+
+def _store_credit_tenders(conn: Connection, refund_id: str) -> list[tuple[str, int]]:
+    """(payment id, amount) of this refund's tenders that pay back a store-credit payment."""
+    q = (select(refund_tenders.c.payment_id, refund_tenders.c.amount_minor)
+         .join(payments, payments.c.id == refund_tenders.c.payment_id)
+         .where(refund_tenders.c.refund_id == refund_id, payments.c.method == "store_credit")
+         .order_by(refund_tenders.c.id))
+    return [(r.payment_id, r.amount_minor) for r in conn.execute(q)]
 
 
 def release(conn: Connection, refund_id: str) -> None:
