@@ -34,6 +34,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, func, select
 
 from payback import demo_data as data
+from payback.audit import service as audit
 from payback.customers import service as customers_service
 from payback.db import read, write
 from payback.demo_approvals import seed_approvals
@@ -241,6 +242,10 @@ def _plan_payments_and_refunds(rng, plan: InvoicePlan, issued: datetime, seq,
 # --------------------------------------------------------------------------------- execution
 
 
+#: The fields of a created object that its audit record keeps.
+AUDITED = ("id", "number", "status", "amount_minor", "total_minor", "currency", "invoice_id")
+
+
 class _Run:
     """Replays the planned events against the database, one transaction per business step."""
 
@@ -255,20 +260,31 @@ class _Run:
         self.clock.move_to(ev.at)
         getattr(self, f"_{ev.kind}")(ev.target, ev.step)
 
-    def _customer(self, cust: Customer, _step: str) -> None:
+    def _write(self, action: str, object_type: str, call) -> dict:
+        """One demo step: its service call and its audit record, in one transaction (the demo's
+        writes are audited like any other, as the system acting from the command line)."""
         with write(self.engine) as conn:
-            row = customers_service.create_customer(
-                conn, self.clock, name=cust.name, email=cust.email, locale=cust.locale,
-                country=cust.country)
+            row = call(conn)
+            audit.record(conn, at=self.clock.now(), actor_id="demo", actor_kind="system",
+                         actor_role="admin", seller_id=row.get("seller_id"), action=action,
+                         object_type=object_type, object_id=row["id"], outcome="allowed",
+                         summary={"after": {k: row[k] for k in AUDITED if k in row}},
+                         origin="cli")
+        return row
+
+    def _customer(self, cust: Customer, _step: str) -> None:
+        row = self._write("customer.create", "customer", lambda conn:
+                          customers_service.create_customer(
+                              conn, self.clock, name=cust.name, email=cust.email,
+                              locale=cust.locale, country=cust.country))
         cust.id = row["id"]
         self.counts["customers"] += 1
 
     def _invoice(self, plan: InvoicePlan, _step: str) -> None:
-        with write(self.engine) as conn:
-            inv = invoicing.create_invoice(
-                conn, self.clock, customer_id=plan.customer.id, currency=plan.customer.currency,
-                tax_mode=plan.tax_mode, lines=plan.lines, discount_minor=plan.discount_minor,
-                memo=plan.memo)
+        inv = self._write("invoice.create", "invoice", lambda conn: invoicing.create_invoice(
+            conn, self.clock, customer_id=plan.customer.id, currency=plan.customer.currency,
+            tax_mode=plan.tax_mode, lines=plan.lines, discount_minor=plan.discount_minor,
+            memo=plan.memo))
         plan.id = inv["id"]
         self.counts["invoices"] += 1
 
@@ -298,10 +314,9 @@ class _Run:
             card = {"token": f"tok_demo_{self.rng.getrandbits(48):012x}", "brand": brand,
                     "last4": f"{self.rng.randint(0, 9999):04d}"}
         ref = f"SEPA-{self.rng.randint(100000, 999999)}" if method == "bank_transfer" else None
-        with write(self.engine) as conn:
-            payments.record_payment(conn, self.clock, plan.id, method=method,
-                                    amount_minor=amount, currency=plan.customer.currency,
-                                    card=card, reference=ref)
+        self._write("payment.record", "payment", lambda conn: payments.record_payment(
+            conn, self.clock, plan.id, method=method, amount_minor=amount,
+            currency=plan.customer.currency, card=card, reference=ref))
         self.counts["payments"] += 1
         self.counts["store_credit_payments"] += method == "store_credit"
 
@@ -314,8 +329,8 @@ class _Run:
         if req is None:
             self.counts["refunds_skipped"] += 1
             return
-        with write(self.engine) as conn:
-            refunds.create_refund(conn, self.clock, plan.id, req)
+        self._write("refund.create", "refund",
+                    lambda conn: refunds.create_refund(conn, self.clock, plan.id, req))
         self.counts["refunds"] += 1
         self.counts[f"refunds_{req.kind}"] += 1
         self.counts["refunds_to_store_credit"] += req.method == "store_credit"
