@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select
 from payback.access import service as access
 from payback.access.tables import DEFAULT_SELLER_ID
 from payback.actor import Actor
+from payback.audit import service as audit
 from payback.db import read, write
 from payback.demo_data import APPROVAL_NOTES, APPROVAL_QUEUE, DEMO_AGENT, DEMO_POLICY
 from payback.invoicing import service as invoicing
@@ -40,6 +41,7 @@ def seed_approvals(engine: Engine, clock: SteppingClock) -> dict[str, int]:
         if policies.active_policy(conn, DEFAULT_SELLER_ID) is None:
             policies.set_policy(conn, clock, seller_id=DEFAULT_SELLER_ID, data=DEMO_POLICY,
                                 actor=Actor(id="demo", kind="system", role="admin"))
+            _audit(conn, clock, "demo", "system", "policy.set", "policy", DEMO_POLICY["id"])
             counts["policies"] = 1
         active = policies.active_policy(conn, DEFAULT_SELLER_ID)
         if active is None or active.id != DEMO_POLICY["id"]:
@@ -52,8 +54,17 @@ def seed_approvals(engine: Engine, clock: SteppingClock) -> dict[str, int]:
                             amount_minor=amount, note=note)
         with write(engine) as conn:
             refund = refunds.create_refund(conn, clock, inv["id"], req, actor=agent)
+            _audit(conn, clock, agent.id, "staff", "refund.create", "refund", refund["id"],
+                   role=agent.role)
         counts["refunds_pending_approval"] += refund["status"] == "pending_approval"
     return counts
+
+
+def _audit(conn, clock, actor_id: str, kind: str, action: str, object_type: str,
+           object_id: str, role: str | None = "admin") -> None:
+    audit.record(conn, at=clock.now(), actor_id=actor_id, actor_kind=kind, actor_role=role,
+                 seller_id=DEFAULT_SELLER_ID, action=action, object_type=object_type,
+                 object_id=object_id, outcome="allowed", summary={}, origin="cli")
 
 
 def _demo_agent(conn, clock: SteppingClock) -> tuple[Actor, int]:
@@ -63,6 +74,7 @@ def _demo_agent(conn, clock: SteppingClock) -> tuple[Actor, int]:
         access.create_user(conn, clock, seller_id=DEFAULT_SELLER_ID,
                            password=access.random_password(), **DEMO_AGENT)
         row, created = access.find_login(conn, DEMO_AGENT["email"]), 1
+        _audit(conn, clock, "demo", "system", "user.create", "staff_user", row.id)
     return Actor(id=row.id, kind="staff", role=row.role, seller_id=row.seller_id), created
 
 
