@@ -26,12 +26,12 @@ from payback.actor import SYSTEM, Actor
 from payback.clock import Clock
 from payback.credit_notes import domain
 from payback.credit_notes.tables import credit_note_lines, credit_notes
-from payback.documents.service import (credit_note_document, note_lines, parties, sha256)
+from payback.db import get_scoped
+from payback.documents.service import credit_note_document, note_lines, parties, sha256
 from payback.documents.ubl import render_ubl
-from payback.errors import Conflict, CurrencyMismatch, NotFound
+from payback.errors import Conflict, CurrencyMismatch
 from payback.ids import new_id
-from payback.invoicing.service import (adjustments_in_force, load_lines, lock_invoice,
-                                       next_number)
+from payback.invoicing.service import adjustments_in_force, load_lines, lock_invoice, next_number
 from payback.invoicing.tables import invoice_lines, invoices
 from payback.ledger import domain as ledger
 from payback.ledger.service import post
@@ -218,13 +218,7 @@ def _event(note: dict) -> dict:
 
 
 def _note_row(conn: Connection, credit_note_id: str, seller_id: str | None) -> dict:
-    q = select(credit_notes).where(credit_notes.c.id == credit_note_id)
-    if seller_id:
-        q = q.where(credit_notes.c.seller_id == seller_id)
-    row = conn.execute(q).first()
-    if row is None:
-        raise NotFound(f"credit note {credit_note_id} not found")
-    return dict(row._mapping)
+    return get_scoped(conn, credit_notes, credit_note_id, seller_id, "credit note")
 
 
 def get_credit_note(conn: Connection, credit_note_id: str, seller_id: str | None = None) -> dict:

@@ -6,11 +6,12 @@ from sqlalchemy import Connection, insert, select
 
 from payback.access.tables import DEFAULT_SELLER_ID
 from payback.clock import Clock
-from payback.errors import NotFound, ValidationFailed
+from payback.customers.tables import customers
+from payback.db import get_scoped
+from payback.documents.vat import validate_vat_number
+from payback.errors import ValidationFailed
 from payback.ids import new_id
 from payback.outbox.service import emit
-from payback.customers.tables import customers
-from payback.documents.vat import validate_vat_number
 
 _insert = insert(customers)
 
@@ -36,13 +37,7 @@ def create_customer(conn: Connection, clock: Clock, *, name: str, email: str | N
 def get_customer(conn: Connection, customer_id: str, seller_id: str | None = None) -> dict:
     """The customer, if it exists and (when ``seller_id`` is given) belongs to that seller:
     another seller's customer is reported exactly like a missing one."""
-    q = select(customers).where(customers.c.id == customer_id)
-    if seller_id:
-        q = q.where(customers.c.seller_id == seller_id)
-    row = conn.execute(q).first()
-    if row is None:
-        raise NotFound(f"customer {customer_id} not found")
-    return dict(row._mapping)
+    return get_scoped(conn, customers, customer_id, seller_id, "customer")
 
 
 def list_customers(conn: Connection, *, after: str | None, limit: int,

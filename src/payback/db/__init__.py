@@ -15,11 +15,10 @@ from __future__ import annotations
 import threading
 import weakref
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Iterator
 
-from datetime import datetime, timezone
-
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, select
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -88,6 +87,21 @@ def _sqlite_engine(url: str, **kwargs) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def get_scoped(conn: Connection, table, object_id: str, seller_id: str | None,
+               what: str) -> dict:
+    """The row of ``table`` with this id, if it exists and (when ``seller_id`` is given) belongs
+    to that seller. Another seller's object is reported exactly like a missing one."""
+    from payback.errors import NotFound  # errors imports nothing of ours; kept local for clarity
+
+    q = select(table).where(table.c.id == object_id)
+    if seller_id:
+        q = q.where(table.c.seller_id == seller_id)
+    row = conn.execute(q).first()
+    if row is None:
+        raise NotFound(f"{what} {object_id} not found")
+    return dict(row._mapping)
 
 
 def is_sqlite(conn_or_engine) -> bool:

@@ -19,8 +19,8 @@ from sqlalchemy import Connection, select, update
 from payback.access.tables import sellers
 from payback.credit_notes.tables import credit_note_lines, credit_notes
 from payback.customers.tables import customers
-from payback.documents.model import (OUTSIDE_LABELS, Document, DocLine, Party, Reference,
-                                     Split)
+from payback.db import get_scoped
+from payback.documents.model import OUTSIDE_LABELS, DocLine, Document, Party, Reference, Split
 from payback.documents.ubl import render_ubl
 from payback.errors import NotFound
 from payback.invoicing.tables import invoice_lines, invoices
@@ -49,13 +49,7 @@ def parties(conn: Connection, seller_id: str, customer_id: str) -> tuple[Party, 
 
 
 def _invoice_row(conn: Connection, invoice_id: str, seller_id: str | None) -> dict:
-    q = select(invoices).where(invoices.c.id == invoice_id)
-    if seller_id:
-        q = q.where(invoices.c.seller_id == seller_id)
-    row = conn.execute(q).first()
-    if row is None:
-        raise NotFound(f"invoice {invoice_id} not found")
-    return dict(row._mapping)
+    return get_scoped(conn, invoices, invoice_id, seller_id, "invoice")
 
 
 def invoice_document(conn: Connection, invoice_id: str, seller_id: str | None = None) -> Document:

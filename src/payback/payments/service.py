@@ -13,8 +13,14 @@ from sqlalchemy import Connection, func, insert, select
 
 from payback.cards import find_pans, luhn_valid  # noqa: F401 - luhn_valid re-exported
 from payback.clock import Clock
-from payback.errors import (Conflict, CurrencyMismatch, InsufficientStoreCredit, NotFound,
-                            Overpayment, ValidationFailed)
+from payback.db import get_scoped
+from payback.errors import (
+    Conflict,
+    CurrencyMismatch,
+    InsufficientStoreCredit,
+    Overpayment,
+    ValidationFailed,
+)
 from payback.ids import new_id
 from payback.invoicing.service import adjustments_in_force, lock_invoice
 from payback.ledger import domain as ledger
@@ -121,13 +127,7 @@ def _lock_wallet_for(conn: Connection, inv: dict, amount: int) -> dict:
 
 
 def get_payment(conn: Connection, payment_id: str, seller_id: str | None = None) -> dict:
-    q = select(payments).where(payments.c.id == payment_id)
-    if seller_id:
-        q = q.where(payments.c.seller_id == seller_id)
-    row = conn.execute(q).first()
-    if row is None:
-        raise NotFound(f"payment {payment_id} not found")
-    return dict(row._mapping)
+    return get_scoped(conn, payments, payment_id, seller_id, "payment")
 
 
 def list_payments(conn: Connection, *, after: str | None, limit: int,
