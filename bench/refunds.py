@@ -4,11 +4,15 @@ What runs, on SQLite (a temp file, WAL) and on PostgreSQL (database ``payback_be
 127.0.0.1:5432, created and dropped here; skipped with a clear line if unreachable):
 
 - **raw-SQL baseline**: the same rows ``refunds.service.create_refund`` writes for a typical
-  refund, with hand-written SQL in one transaction per refund and the same 13 statements: lock/read
+  refund, with hand-written SQL in one transaction per refund and the same 18 statements: lock/read
   the invoice, read its lines, payments and the active policy, insert the refund (every column,
   the default policy decision included), its lines and tender, bump the invoice-line and payment
-  counters, then 4 refund events, 4 outbox events, 2 journal entries and their 5 postings, each
-  multi-row write as one executemany. SQLite: one ``sqlite3`` connection in a loop. PostgreSQL:
+  counters, issue the credit note (read back the refund lines, read the parties, take the next
+  number with the number-series upsert, insert the note with a SHA-256 of a document and its
+  lines), then 4 refund events, 5 outbox events, 2 journal entries and their 5 postings, each
+  multi-row write as one executemany. The service hashes a full UBL rendering of the note
+  (``documents.ubl.render_ubl``); the baseline hashes a comparable byte string it builds cheaply,
+  and the cost of ``render_ubl`` per refund is measured separately (``document_hash_cpu``). SQLite: one ``sqlite3`` connection in a loop. PostgreSQL:
   psycopg with 4 connections in 4 threads, ``prepare_threshold=0`` (server-side prepared once).
 - **baseline+audit**: the baseline plus what the HTTP path adds inside the transaction, the
   hash-chained audit record (PostgreSQL: advisory lock, last hash, insert; SQLite: last hash,
@@ -257,14 +261,18 @@ def run_threads(make_worker: Callable[[], Callable[[str], None]], items: list[st
 
 # Exactly the statements create_refund issues for an "amount" refund to the original payment when
 # the seller has no policy configured (the built-in default decision), with the same batching:
-# 4 reads, then 9 writes, the multi-row ones as one executemany each (psycopg 3 sends an
+# 6 reads and 12 writes, the multi-row ones as one executemany each (psycopg 3 sends an
 # executemany as one pipeline, as SQLAlchemy's executemany through psycopg does; sqlite3 steps
 # one prepared statement). Rows per refund: 1 refund (every column create_refund fills), 2 refund
-# lines, 1 tender, 2 invoice-line and 1 payment counter updates, 4 refund events (requested,
-# approved, processing, succeeded), 4 outbox events, 2 journal entries, 5 postings.
+# lines, 1 tender, 2 invoice-line and 1 payment counter updates, the credit note (1 number-series
+# upsert, 1 credit note, 2 credit-note lines), 4 refund events (requested, approved, processing,
+# succeeded), 5 outbox events (the 4 refund events and credit_note.issued), 2 journal entries,
+# 5 postings. The reads: the invoice, its lines, its payments, the active policy, then, as
+# credit_notes.service.issue_for_refund does, the refund lines just written (joined with their
+# invoice lines) and the seller and buyer parties.
 SQL = {
-    "invoice": "SELECT id, customer_id, seller_id, currency, number, voided_at FROM invoices "
-               "WHERE id = %s",
+    "invoice": "SELECT id, customer_id, seller_id, currency, number, voided_at, tax_mode, "
+               "issued_at FROM invoices WHERE id = %s",
     "lines": "SELECT id, gross_minor, tax_minor, line_discount_minor + invoice_discount_minor, "
              "refunded_gross_minor, refunded_tax_minor FROM invoice_lines "
              "WHERE invoice_id = %s ORDER BY position",
@@ -287,6 +295,25 @@ SQL = {
                   "refunded_gross_minor = refunded_gross_minor + %s, "
                   "refunded_tax_minor = refunded_tax_minor + %s WHERE id = %s",
     "bump_payments": "UPDATE payments SET refunded_minor = refunded_minor + %s WHERE id = %s",
+    # the credit note (credit_notes.service.issue_for_refund / _issue)
+    "note_source": "SELECT rl.invoice_line_id, il.description, rl.quantity, il.tax_rate, "
+                   "rl.net_minor, rl.tax_minor, rl.gross_minor, il.unit_price_minor "
+                   "FROM refund_lines rl JOIN invoice_lines il ON il.id = rl.invoice_line_id "
+                   "WHERE rl.refund_id = %s ORDER BY il.position",
+    "parties": "SELECT s.name, s.address, s.country, s.vat_number, s.email, c.name, c.address, "
+               "c.country, c.vat_number, c.email, c.locale FROM customers c "
+               "JOIN sellers s ON s.id = %s WHERE c.id = %s",
+    "series": "INSERT INTO number_series (series, last_number) VALUES (%s, 1) "
+              "ON CONFLICT (series) DO UPDATE SET last_number = number_series.last_number + 1 "
+              "RETURNING last_number",
+    "note": "INSERT INTO credit_notes (id, seller_id, number, kind, invoice_id, refund_id, "
+            "voids_id, reason, memo, currency, net_minor, tax_minor, total_minor, "
+            "refunded_minor, credited_minor, outside_minor, locale, issued_at, document_sha256) "
+            "VALUES (%s, %s, %s, 'refund', %s, %s, NULL, %s, NULL, %s, %s, %s, %s, %s, 0, 0, %s, "
+            "%s, %s)",
+    "note_lines": "INSERT INTO credit_note_lines (credit_note_id, invoice_line_id, description, "
+                  "quantity, tax_rate, net_minor, tax_minor, gross_minor) "
+                  "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
     "events": "INSERT INTO refund_events (refund_id, from_status, to_status, actor_id, "
               "actor_role, comment, at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
     "outbox": "INSERT INTO outbox_events (id, topic, seller_id, object_id, payload, status, "
@@ -308,7 +335,7 @@ SQL = {
 }
 #: Statements per refund of each baseline (BEGIN/COMMIT not counted); checked against the
 #: service (``check_baseline``) before anything is measured.
-STATEMENTS = {"baseline": 13, "baseline+audit": {"sqlite": 15, "postgresql": 16}}
+STATEMENTS = {"baseline": 18, "baseline+audit": {"sqlite": 20, "postgresql": 21}}
 AUDIT_CHAIN_LOCK = 0x7061796261636B01     # payback.audit.service.AUDIT_CHAIN_LOCK
 AUDIT_GENESIS = "0" * 64
 AUDIT_FIELDS = ("at", "seller_id", "actor_id", "actor_kind", "actor_role", "action",
@@ -348,6 +375,22 @@ def plan_refund(lines: list, pays: list, amount: int) -> tuple[list, list]:
         raise ValueError("amount exceeds refundable")
     parts = _largest_remainder(amount, [r for _, _, r in open_pays])
     return rows, [(pid, m, p) for (pid, m, _), p in zip(open_pays, parts) if p]
+
+
+def note_document(number: str, issued: str, cur_code: str, tax_mode: str, inv_number: str,
+                  inv_issued: str, reason: str, party_row: tuple, lines: list,
+                  net: int, tax: int, refunded: int) -> bytes:
+    """The baseline's stand-in for the credit note's UBL document: the same content (number,
+    dates, currency, seller and buyer, the invoice reference, every line, totals, split,
+    reason) as one ``|``-joined byte string, built cheaply. The service renders a full UBL 2.1
+    XML document (``payback.documents.ubl.render_ubl``) and hashes that, so the two hashes
+    differ and a baseline note does not pass ``documents.service.verify_credit_note``; the
+    CPU that rendering costs per refund is measured separately (``document_hash_cpu``)."""
+    parts = [number, issued[:10], cur_code, tax_mode, inv_number, inv_issued[:10], reason,
+             *map(str, party_row), str(net), str(tax), str(net + tax), str(refunded)]
+    for ln in lines:
+        parts.extend(map(str, ln))
+    return "|".join(parts).encode()
 
 
 def default_decision(now: datetime) -> dict:
@@ -397,8 +440,8 @@ class RawRefunder:
         cur.execute("COMMIT") if sqlite else self.conn.commit()
 
     def _refund(self, cur, q, invoice_id: str, amount: int) -> None:
-        inv_id, customer_id, seller_id, cur_code, number, voided = cur.execute(
-            q["invoice"], (invoice_id,)).fetchone()
+        inv_id, customer_id, seller_id, cur_code, number, voided, tax_mode, inv_issued = \
+            cur.execute(q["invoice"], (invoice_id,)).fetchone()
         if voided is not None:
             raise ValueError("void")
         lines = cur.execute(q["lines"], (invoice_id,)).fetchall()
@@ -418,6 +461,20 @@ class RawRefunder:
         cur.executemany(q["tenders"], [(rid, pid, a) for pid, _, a in tenders])
         cur.executemany(q["bump_lines"], [(g, t, lid) for lid, g, _, t, _ in rows])
         cur.executemany(q["bump_payments"], [(a, pid) for pid, _, a in tenders])
+        # The credit note, as issue_for_refund writes it: its lines come from the refund lines
+        # just written (read back, joined with the invoice lines, as the service does).
+        source = cur.execute(q["note_source"], (rid,)).fetchall()
+        party_row = cur.execute(q["parties"], (seller_id, customer_id)).fetchone()
+        locale = party_row[10]
+        seq = cur.execute(q["series"], (f"credit_note:{seller_id}",)).fetchone()[0]
+        note_id, note_number = new_id("credit_note"), f"CN-{seq:06d}"
+        refunded = sum(a for _, m, a in tenders)     # all to the original payment, no fee
+        digest = hashlib.sha256(note_document(
+            note_number, str(now), cur_code, tax_mode, number, str(inv_issued), REASON,
+            party_row, source, net, tax, refunded)).hexdigest()
+        cur.execute(q["note"], (note_id, seller_id, note_number, inv_id, rid, REASON, cur_code,
+                                net, tax, net + tax, refunded, locale, now, digest))
+        cur.executemany(q["note_lines"], [(note_id, *ln[:7]) for ln in source])
         moves = [(None, "requested", None), ("requested", "approved", "approved by policy"),
                  ("approved", "processing", None), ("processing", "succeeded", None)]
         cur.executemany(q["events"], [(rid, old, new, actor, "admin", comment, now)
@@ -427,7 +484,11 @@ class RawRefunder:
              seller_id, rid, self.js({"id": rid, "invoice_id": inv_id, "amount_minor": amount,
                                       "currency": cur_code, "method": "original_payment",
                                       "status": new}), now, now)
-            for _, new, _ in moves])
+            for _, new, _ in moves] + [
+            (new_id("outbox"), "credit_note.issued", seller_id, note_id,
+             self.js({"id": note_id, "number": note_number, "kind": "refund",
+                      "invoice_id": inv_id, "refund_id": rid, "total_minor": net + tax,
+                      "currency": cur_code}), now, now)])
         approved, paid = new_id("journal_entry"), new_id("journal_entry")
         cur.executemany(q["entries"], [
             (approved, "refund.approved", seller_id, rid, f"Refund {rid} on invoice {number}",
@@ -769,6 +830,7 @@ def verify(engine, expected_refunds: int, expected_audit: int) -> list[str]:
     API append to the same chain)."""
     from payback.audit import service as audit
     from payback.audit.tables import audit_records
+    from payback.credit_notes.tables import credit_notes
     problems = []
     with db.read(engine) as conn:
         n = conn.execute(select(func.count()).select_from(refunds)).scalar()
@@ -780,6 +842,10 @@ def verify(engine, expected_refunds: int, expected_audit: int) -> list[str]:
         tendered = conn.execute(select(func.sum(refund_tenders.c.amount_minor))).scalar() or 0
         if paid != tendered:
             problems.append(f"payments.refunded_minor {paid} != refund tenders {tendered}")
+        notes = conn.execute(select(func.count()).select_from(credit_notes)
+                             .where(credit_notes.c.kind == "refund")).scalar()
+        if notes != n:
+            problems.append(f"{notes} refund credit notes for {n} refunds")
         records = conn.execute(select(func.count()).select_from(audit_records)).scalar()
         if records != expected_audit:
             problems.append(f"{records} audit records, {expected_audit} expected")
@@ -909,8 +975,13 @@ def _bench_backend(backend, engine, url, raw_target, plan: Plan, workdir: Path,
 #: Tables a refund writes or updates; ``check_baseline`` compares what each baseline changes in
 #: them with what ``create_refund`` changes.
 CHECKED_TABLES = ("refunds", "refund_lines", "refund_tenders", "refund_events", "outbox_events",
-                  "journal_entries", "postings", "invoice_lines", "payments", "audit_records")
-_OPAQUE = {"memo", "hash", "prev_hash", "request_id", "number"}
+                  "journal_entries", "postings", "invoice_lines", "payments", "number_series",
+                  "credit_notes", "credit_note_lines", "audit_records")
+#: Free text compared by kind only. ``document_sha256``: the service hashes its UBL rendering,
+#: the baseline a comparable string (see ``note_document``); both are 64 hex digits.
+_OPAQUE = {"memo", "hash", "prev_hash", "request_id", "number", "document_sha256"}
+#: Counters compared by kind only: the series' last number grows with every refund.
+_COUNTERS = {"last_number"}
 
 
 def _snapshot(engine) -> dict[str, dict]:
@@ -928,6 +999,10 @@ def _shape(engine, before: dict, after: dict) -> dict[str, list]:
     def norm(col: str, value):
         if col == "id" or col.endswith("_id"):
             return "<id>"      # ids (text, or autoincrement integers) differ by nature
+        if col in _COUNTERS:
+            return "<counter>"
+        if col == "document_sha256" and not (isinstance(value, str) and len(value) == 64):
+            return ("<not a sha256>", value)
         if value is None or isinstance(value, (bool, int)):
             return value
         if isinstance(value, datetime):
@@ -943,6 +1018,55 @@ def _shape(engine, before: dict, after: dict) -> dict[str, list]:
         rows = [row for key, row in after[name].items() if key not in before[name]]
         out[name] = sorted((tuple((c, norm(c, v)) for c, v in zip(cols, row) if c != "seq")
                             for row in rows), key=repr)
+    return out
+
+
+def document_hash_cpu(engine, invoice_id: str, reps: int = 300) -> dict[str, float]:
+    """CPU ms (thread time, best of 3 × ``reps``) of what each path does to fill
+    ``credit_notes.document_sha256`` for one refund, on the credit note ``create_refund`` just
+    issued for ``invoice_id``: the service builds the ``Document``
+    (``documents.service.credit_note_document``), renders it as UBL XML (``render_ubl``) and
+    hashes it; the baseline builds a ``|``-joined string (``note_document``) and hashes it."""
+    from payback.credit_notes.tables import credit_notes
+    from payback.documents.service import (
+        credit_note_document,
+        load_credit_note_document,
+        note_lines,
+        parties,
+    )
+    from payback.documents.ubl import render_ubl
+    from payback.invoicing.tables import invoices
+    with db.read(engine) as conn:
+        note = dict(conn.execute(select(credit_notes)
+                                 .where(credit_notes.c.invoice_id == invoice_id)).one()._mapping)
+        inv = dict(conn.execute(select(invoices).where(invoices.c.id == invoice_id))
+                   .one()._mapping)
+        lines = note_lines(conn, note["id"])
+        seller, buyer, _ = parties(conn, note["seller_id"], inv["customer_id"])
+        doc = load_credit_note_document(conn, note["id"])
+    party_row = (*asdict(seller).values(), *asdict(buyer).values(), note["locale"])
+    src = [tuple(ln[k] for k in ("invoice_line_id", "description", "quantity", "tax_rate",
+                                 "net_minor", "tax_minor", "gross_minor", "unit_price_minor"))
+           for ln in lines]
+    cases = {
+        "render_ubl": lambda: render_ubl(doc),
+        "service_document_hash": lambda: hashlib.sha256(render_ubl(credit_note_document(
+            note, lines, inv, seller, buyer))).hexdigest(),
+        "baseline_document_hash": lambda: hashlib.sha256(note_document(
+            note["number"], str(note["issued_at"]), note["currency"], inv["tax_mode"],
+            inv["number"], str(inv["issued_at"]), note["reason"], party_row, src,
+            note["net_minor"], note["tax_minor"], note["refunded_minor"])).hexdigest(),
+    }
+    out = {}
+    for name, fn in cases.items():
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.thread_time()
+            for _ in range(reps):
+                fn()
+            best = min(best, time.thread_time() - t0)
+        out[name] = round(1000 * best / reps, 4)
+    out["ubl_bytes"] = len(render_ubl(doc))
     return out
 
 
@@ -1001,6 +1125,12 @@ def check_baseline(engine, backend: str, raw_target, notes: dict) -> bool:
     notes[f"{backend}_statements_per_refund"] = counts
     notes[f"{backend}_rows_per_refund"] = {n: len(shapes["service"][n]) for n in CHECKED_TABLES
                                            if n != "audit_records"}
+    cost = notes[f"{backend}_document_hash_cpu_ms"] = document_hash_cpu(engine, inv_service)
+    console.print(f"  credit-note document hash, CPU ms per refund: service (credit_note_document"
+                  f" + render_ubl, {cost['ubl_bytes']} bytes of XML, + SHA-256) "
+                  f"{cost['service_document_hash']:.3f}, of which render_ubl "
+                  f"{cost['render_ubl']:.3f}; baseline (prebuilt string + SHA-256) "
+                  f"{cost['baseline_document_hash']:.3f}")
     for p in problems:
         console.print(f"[yellow]warning: {p}: update RawRefunder so that it writes the same "
                       "rows, or the ratios compare different work[/yellow]")

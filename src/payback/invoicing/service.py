@@ -39,12 +39,20 @@ def next_number(conn: Connection, series: str) -> int:
     """Take the next number of a gapless series inside the caller's transaction: one upsert,
     safe even for a series' very first number under concurrency (a missing row cannot be
     inserted twice), and given back if the transaction rolls back."""
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = (dialect_insert(number_series).values(series=series, last_number=1)
+    stmt = _NEXT_NUMBER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    return int(conn.execute(stmt, {"series": series}).scalar_one())
+
+
+def _next_number_stmt(dialect_insert):
+    return (dialect_insert(number_series).values(series=bindparam("series"), last_number=1)
             .on_conflict_do_update(index_elements=["series"],
                                    set_={"last_number": number_series.c.last_number + 1})
             .returning(number_series.c.last_number))
-    return int(conn.execute(stmt).scalar_one())
+
+
+# Built once per dialect: every invoice and credit note takes a number (the hot path).
+_NEXT_NUMBER = {"postgresql": _next_number_stmt(pg_insert),
+                "sqlite": _next_number_stmt(sqlite_insert)}
 
 
 def adjustments_in_force(conn: Connection, invoice_id: str) -> int:
