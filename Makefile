@@ -29,7 +29,7 @@ run: install
 	$(BIN)/payback db upgrade
 	$(BIN)/payback users bootstrap
 	$(BIN)/payback demo --if-empty
-	$(BIN)/payback serve
+	$(BIN)/payback serve --with-worker
 
 test: install
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

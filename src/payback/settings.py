@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     #: ``<count>/<unit>`` or ``<count>/<n> <unit>s`` (second, minute, hour, day). Counted per
     #: API process (see payback.access.ratelimit).
     refund_rate_limit: str = "30/minute"
+    #: Failed runs of an outbox event's handler before it is dead-lettered (``payback outbox
+    #: list --status dead``; ``payback outbox retry`` revives it).
+    outbox_max_attempts: int = Field(default=12, ge=1)
 
     @field_validator("refund_rate_limit")
     @classmethod

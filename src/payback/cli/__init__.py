@@ -12,7 +12,8 @@ order of the groups in ``payback --help``):
 - ``refunds``: ``refunds overdue|approve|reject``;
 - ``exports``: ``export beancount|csv``, ``report tax``;
 - ``store_credit``: ``store-credit expire|statement``;
-- ``documents``: ``documents invoice|credit-note``, ``credit-notes list``.
+- ``documents``: ``documents invoice|credit-note``, ``credit-notes list``;
+- ``worker``: ``worker``, ``outbox list|retry``.
 
 No business rule lives here: every command calls the same service functions as the HTTP API.
 """
@@ -23,6 +24,7 @@ from payback.cli import data, reports, audit, access, policies, refunds  # noqa:
 from payback.cli import exports  # noqa: F401 (register: export, report tax)
 from payback.cli import store_credit  # noqa: F401 (register: store-credit expire|statement)
 from payback.cli import documents  # noqa: F401 (register: documents, credit-notes list)
+from payback.cli import worker  # noqa: F401 (register: worker, outbox list|retry)
 from payback.cli.audit import EXIT_AUDIT_BROKEN
 # isort: on
 

@@ -29,13 +29,26 @@ def db_upgrade() -> None:
                     f"[bold]{current_head()}[/] (latest).", highlight=False, soft_wrap=True)
 
 
+def _check_poll(value: float) -> float:
+    from payback.cli.worker import check_poll
+
+    return check_poll(value)
+
+
 @app.command()
 @mapped
 def serve(host: Annotated[str | None, typer.Option(
               help="Interface to bind (default: PAYBACK_HOST, else 127.0.0.1).")] = None,
           port: Annotated[int | None, typer.Option(
-              help="Port (default: PAYBACK_PORT, else 8000).")] = None) -> None:
-    """Serve the HTTP API (and its interactive docs at /docs)."""
+              help="Port (default: PAYBACK_PORT, else 8000).")] = None,
+          with_worker: Annotated[bool, typer.Option(
+              "--with-worker", help="Also run the outbox worker in this process (a thread).")
+          ] = False,
+          worker_poll: Annotated[float, typer.Option(
+              "--worker-poll", callback=_check_poll,
+              help="Worker poll interval in seconds.")] = 1
+          ) -> None:
+    """Serve the HTTP API (and its interactive docs at /docs), optionally with the worker."""
     import uvicorn
 
     from payback.api.app import create_app
@@ -47,7 +60,18 @@ def serve(host: Annotated[str | None, typer.Option(
                   f"http://{host}:{port}/docs)", highlight=False, soft_wrap=True)
     console.print(f"Database: {_safe_url(settings.database_url)}", highlight=False,
                   soft_wrap=True)
-    uvicorn.run(create_app(settings), host=host, port=port)
+    if not with_worker:
+        uvicorn.run(create_app(settings), host=host, port=port)
+        return
+    from payback.cli.worker import start_worker_thread
+
+    thread, stop = start_worker_thread(settings, worker_poll)
+    console.print("Outbox worker: running beside the server", highlight=False)
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 @app.command()
