@@ -26,7 +26,7 @@ from payback.ledger.service import account_balance, trial_balance
 from payback.payments.service import record_payment
 from payback.refunds import service as refunds
 from payback.refunds.domain import RefundRequest
-from payback.refunds.policy import Decision
+from payback.refunds.policy import Decision, RoleLimitExceeded
 
 AGENT = Actor(id="usr_agent", kind="staff", role="agent")
 APPROVER = Actor(id="usr_approver", kind="staff", role="approver")
@@ -127,7 +127,7 @@ def test_a_different_approver_approves_and_the_money_moves(engine, clock, paid_i
 def test_role_limit_caps_what_an_approver_may_approve(engine, clock, paid_invoice,
                                                       needs_approval):
     r = _refund(engine, clock, paid_invoice, 60000)  # 600.00 > approver limit 500.00
-    with db.write(engine) as conn, pytest.raises(approvals.RoleLimitExceeded):
+    with db.write(engine) as conn, pytest.raises(RoleLimitExceeded):
         approvals.approve_refund(conn, clock, r["id"], actor=APPROVER)
     admin = Actor(id="usr_admin", kind="staff", role="admin")
     with db.write(engine) as conn:

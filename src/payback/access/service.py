@@ -31,7 +31,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from ulid import ULID
 
 from payback.access import domain
 from payback.access.domain import Principal
@@ -39,6 +38,7 @@ from payback.access.errors import EmailTaken, Forbidden, Unauthenticated
 from payback.access.tables import DEFAULT_SELLER_ID, api_keys, sellers, staff_users
 from payback.clock import Clock
 from payback.errors import NotFound, ValidationFailed
+from payback.ids import new_id
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # Argon2 hashes any length; the cap only bounds the work a request can ask
@@ -63,10 +63,6 @@ _hasher = PasswordHasher()  # argon2id; parameters from argon2.profiles.RFC_9106
 def _dummy_password_hash() -> str:
     """A real hash to verify against when the email is unknown (same work as a real check)."""
     return _hasher.hash(secrets.token_urlsafe(16))
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{str(ULID()).lower()}"
 
 
 def _require_seller(conn: Connection, seller_id: str) -> None:
@@ -117,7 +113,7 @@ def create_user(conn: Connection, clock: Clock, *, seller_id: str, email: str, n
     _require_seller(conn, seller_id)
     if conn.execute(select(staff_users.c.id).where(staff_users.c.email == email)).first():
         raise EmailTaken(f"a staff account with email {email} exists")
-    row = {"id": _new_id("usr"), "seller_id": seller_id, "email": email, "name": name.strip(),
+    row = {"id": new_id("staff_user"), "seller_id": seller_id, "email": email, "name": name.strip(),
            "role": role, "password_hash": _hasher.hash(password), "active": True,
            "created_at": clock.now(), "last_login_at": None}
     conn.execute(insert(staff_users), row)
@@ -208,7 +204,7 @@ def create_key(conn: Connection, clock: Clock, *, seller_id: str, name: str, rol
     prefix = "".join(secrets.choice(string.ascii_lowercase + string.digits)
                      for _ in range(PREFIX_LEN))
     secret = base64.b32encode(secrets.token_bytes(SECRET_BYTES)).rstrip(b"=").decode().lower()
-    row = {"id": _new_id("key"), "seller_id": seller_id, "name": name.strip(), "prefix": prefix,
+    row = {"id": new_id("api_key"), "seller_id": seller_id, "name": name.strip(), "prefix": prefix,
            "secret_hash": _digest(secret), "role": role,
            "scopes": sorted(scope_set) if scope_set is not None else _UNRESTRICTED,
            "created_by": created_by, "created_at": now, "last_used_at": None,

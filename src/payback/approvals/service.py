@@ -12,9 +12,17 @@ from payback.actor import Actor
 from payback.clock import Clock
 from payback.errors import DomainError, InvalidTransition
 from payback.refunds import lifecycle, settlement
-from payback.refunds.policy import RoleLimitExceeded
-from payback.refunds.service import (Trail, approve_and_settle_moves, get_refund, load_for_update,
-                                     load_tenders, money_moves, save_status, transition)
+from payback.refunds.policy import check_role_limit
+from payback.refunds.service import (
+    Trail,
+    approve_and_settle_moves,
+    get_refund,
+    load_for_update,
+    load_tenders,
+    money_moves,
+    save_status,
+    transition,
+)
 
 
 class FourEyesRequired(DomainError):
@@ -26,7 +34,8 @@ def approve_refund(conn, clock: Clock, refund_id: str, *, actor: Actor, comment:
     refund, inv = load_for_update(conn, refund_id, seller_id)
     lifecycle.check(refund["status"], "approved")
     _check_four_eyes(refund, actor)
-    _check_role_limit(refund, actor)
+    check_role_limit((refund.get("decision") or {}).get("role_limits_minor") or {},
+                     actor.role, refund["currency"], refund["amount_minor"])
     trail = Trail(refund, inv, clock.now())
     approve_and_settle_moves(trail, actor, comment=comment)
     save_status(conn, refund)
@@ -68,12 +77,3 @@ def _check_four_eyes(refund: dict, actor: Actor) -> None:
             "this refund is above the four-eyes threshold: someone other than its requester "
             f"({refund['requested_by']}) must approve it")
 
-
-def _check_role_limit(refund: dict, actor: Actor) -> None:
-    decision = refund.get("decision") or {}
-    limits = decision.get("role_limits_minor") or {}
-    limit = (limits.get(actor.role or "") or {}).get(refund["currency"])
-    if limit is not None and refund["amount_minor"] > int(limit):
-        raise RoleLimitExceeded(
-            f"{refund['amount_minor']} {refund['currency']} is above the {actor.role} limit of "
-            f"{limit}", limit_minor=int(limit))

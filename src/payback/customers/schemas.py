@@ -35,25 +35,3 @@ class CustomerOut(Out):
 class CustomerList(ListOut):
     data: list[CustomerOut]
 
-
-class WalletTransactionOut(Out):
-    id: str
-    kind: str
-    amount_minor: int
-    balance_after_minor: int
-    refund_id: str | None
-    payment_id: str | None
-    created_at: datetime
-
-
-class WalletOut(Out):
-    id: str
-    customer_id: str
-    currency: str
-    balance_minor: int
-    transactions: list[WalletTransactionOut] | None = None
-
-
-class WalletList(Out):
-    object: str = "list"
-    data: list[WalletOut]

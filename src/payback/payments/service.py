@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, insert, select
 
-from payback.cards import find_pans, luhn_valid  # noqa: F401 - luhn_valid re-exported
+from payback.cards import find_pans
 from payback.clock import Clock
 from payback.db import get_scoped
 from payback.errors import (

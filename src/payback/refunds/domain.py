@@ -36,12 +36,18 @@ amounts, so the total returned can never exceed what was captured.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Sequence
 
-from payback.errors import (AmountExceedsRefundable, InvalidAmount, InvalidQuantity,
-                            InvoiceNotRefundable, NotFound, QuantityExceedsRemaining,
-                            ValidationFailed)
+from payback.errors import (
+    AmountExceedsRefundable,
+    InvalidAmount,
+    InvalidQuantity,
+    InvoiceNotRefundable,
+    NotFound,
+    QuantityExceedsRemaining,
+    ValidationFailed,
+)
 from payback.money import allocate, check_minor, mul_div
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer", "product_defective",
@@ -138,7 +144,6 @@ class RefundCalculation:
     refundable_before_minor: int
     refundable_after_minor: int
     fee_minor: int = 0
-    warnings: tuple[str, ...] = field(default=())
 
     @property
     def gross_minor(self) -> int:

@@ -64,7 +64,7 @@ def decide(conn: Connection, *, inv: dict, calc: domain.RefundCalculation,
     if policy is None:
         return _default(now)
     limits = {role: dict(v) for role, v in policy.role_limits_minor.items()}
-    _check_role_limit(limits, actor, calc)
+    check_role_limit(limits, actor.role, calc.currency, calc.gross_minor)
     result = engine.evaluate(policy, _facts(inv), _ask(conn, inv, calc, req, actor, now),
                              _history(conn, inv, policy, now), now)
     return _from_engine(result, limits)
@@ -81,12 +81,14 @@ def _default(now: datetime) -> Decision:
                     deadlines={"refund_due_at": due.isoformat()})
 
 
-def _check_role_limit(limits: dict, actor: Actor, calc: domain.RefundCalculation) -> None:
-    limit = (limits.get(actor.role or "") or {}).get(calc.currency)
-    if limit is not None and calc.gross_minor > int(limit):
+def check_role_limit(limits: dict, role: str | None, currency: str, amount_minor: int) -> None:
+    """The one role-limit rule, applied when a refund is requested and when it is approved:
+    a member of a role may not act on a refund above the role's limit for its currency."""
+    limit = (limits.get(role or "") or {}).get(currency)
+    if limit is not None and amount_minor > int(limit):
         raise RoleLimitExceeded(
-            f"the {actor.role} role may request refunds up to {limit} {calc.currency} "
-            f"(minor units); this one is {calc.gross_minor}", limit_minor=int(limit))
+            f"the {role} role may act on refunds up to {limit} {currency} (minor units); "
+            f"this one is {amount_minor}", limit_minor=int(limit))
 
 
 def _facts(inv: dict) -> engine.PurchaseFacts:
@@ -103,8 +105,9 @@ def _facts(inv: dict) -> engine.PurchaseFacts:
 
 def _ask(conn: Connection, inv: dict, calc: domain.RefundCalculation,
          req: domain.RefundRequest, actor: Actor, now: datetime) -> engine.RefundAsk:
-    categories = {ln["id"]: ln["category"] or ln["kind"] for ln in load_lines(conn, inv["id"])}
-    kinds = {ln["id"]: ln["kind"] for ln in load_lines(conn, inv["id"])}
+    rows = load_lines(conn, inv["id"])
+    categories = {ln["id"]: ln["category"] or ln["kind"] for ln in rows}
+    kinds = {ln["id"]: ln["kind"] for ln in rows}
     captured = conn.execute(select(func.coalesce(func.sum(payments.c.amount_minor), 0))
                             .where(payments.c.invoice_id == inv["id"])).scalar_one()
     return engine.RefundAsk(

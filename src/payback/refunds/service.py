@@ -14,7 +14,7 @@ Every status change goes through ``transition``, which checks the state machine
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
@@ -313,7 +313,6 @@ def list_overdue(conn: Connection, now: datetime, *, due_within_days: int = 0,
                  seller_id: str | None = None, limit: int = 200) -> list[dict]:
     """Refunds not yet finished whose due date has passed, or falls within ``due_within_days``:
     what finance must chase. Each row says whether it is late or due soon."""
-    from datetime import timedelta
     horizon = now + timedelta(days=due_within_days)
     open_states = tuple(lifecycle.ACTIVE - {"succeeded"})
     q = (select(refunds).where(refunds.c.status.in_(open_states), refunds.c.due_at.is_not(None),

@@ -20,7 +20,6 @@ from datetime import date, datetime, time, timezone
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from ulid import ULID
 
 from payback.access.tables import DEFAULT_SELLER_ID
 from payback.actor import Actor
@@ -38,10 +37,6 @@ _insert_txn = insert(wallet_transactions)
 _insert_lot = insert(lots)
 _take_from_lot = (update(lots).where(lots.c.id == bindparam("b_id"))
                   .values(remaining_minor=lots.c.remaining_minor - bindparam("b_take")))
-
-
-def new_lot_id() -> str:
-    return f"lot_{str(ULID()).lower()}"
 
 
 # ------------------------------------------------------------------------------ wallets
@@ -109,7 +104,7 @@ def grant(conn: Connection, *, customer_id: str, currency: str, amount_minor: in
 
 def _new_lot(conn: Connection, wallet_id: str, kind: str, amount: int, at: datetime,
              expires_at: datetime | None, refund_id: str | None = None) -> str:
-    lot_id = new_lot_id()
+    lot_id = new_id("store_credit_lot")
     conn.execute(_insert_lot, {"id": lot_id, "wallet_id": wallet_id, "kind": kind,
                                "amount_minor": amount, "remaining_minor": amount,
                                "expires_at": expires_at, "refund_id": refund_id,
