@@ -13,6 +13,8 @@ PREFIXES = {
     "refund": "re", "refund_line": "rl", "wallet": "wal", "wallet_txn": "wtx",
     "journal_entry": "je", "posting": "po", "outbox": "evt", "credit_note": "cn",
     "staff_user": "usr", "api_key": "key", "store_credit_lot": "lot",
+    "gateway_intent": "gwi", "reconciliation": "rec", "webhook_endpoint": "we",
+    "webhook_delivery": "whd", "notification": "ntf",
 }
 
 

@@ -275,6 +275,9 @@ def test_gateway_protocol_is_structural():
         def list_refunds(self, created_from, created_to):
             return []
 
+        def find_refund_by_key(self, idempotency_key):
+            return None
+
     class Incomplete:
         name = "half"
 

@@ -95,6 +95,14 @@ class GatewayRefund:
     currency: str
     idempotency_key: str | None = None
     failure_reason: FailureReason | None = None
+    #: The gateway's id of the payment refunded (Stripe payment_intent or charge).
+    payment_reference: str | None = None
+    #: When the gateway created the refund (reconciliation periods are by this time).
+    created_at: datetime | None = None
+    #: The metadata sent with the request; Payback puts its refund id under ``payback_refund_id``
+    #: and its intent id under ``payback_intent_id``, so a webhook that arrives before Payback
+    #: has stored the gateway's refund id can still be matched.
+    metadata: Mapping[str, str] = field(default_factory=dict, compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -171,6 +179,11 @@ class Gateway(Protocol):
 
     def list_refunds(self, created_from: datetime, created_to: datetime) -> list[GatewayRefund]:
         """Every refund the gateway created in [created_from, created_to) — for reconciliation."""
+        ...
+
+    def find_refund_by_key(self, idempotency_key: str) -> GatewayRefund | None:
+        """The refund made with this idempotency key, or None if the gateway made none: how the
+        worker asks the gateway after a timeout once the key may have expired."""
         ...
 
 

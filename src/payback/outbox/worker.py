@@ -24,9 +24,15 @@ Life of an event (see docs/worker.md):
 
 Handlers are registered by exact topic (``refund.created``) or by prefix (``refund.`` or
 ``refund.*``; ``*`` matches every topic); an exact topic wins over a prefix, a longer prefix over
-a shorter one. A handler is ``fn(conn, event: dict)``; it must be idempotent with respect to
-anything outside the database (a gateway call uses the event id as its idempotency key), since an
-event can run again after a crash between the call and the commit.
+a shorter one. A handler is ``fn(conn, event: dict)``, run inside the event's transaction; it must
+be idempotent with respect to anything outside the database (a gateway call uses the refund id as
+its idempotency key), since an event can run again after a crash between the call and the commit.
+
+A handler that talks to the outside world (a gateway, a webhook endpoint, an SMTP server) must not
+hold a database transaction open while it waits — on SQLite that would block every writer. Such a
+handler is registered with ``transactional=False``: it is ``fn(engine, event: dict, clock)``, opens
+its own short transactions, and the worker marks the event done in a transaction of its own after
+it returns (checking the lease is still this worker's). It must be idempotent as a whole.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from payback.outbox.tables import STATUSES, outbox_events
 
 log = logging.getLogger("payback.outbox")
 
-Handler = Callable[[Connection, dict], None]
+Handler = Callable[..., None]
 
 BACKOFF_BASE_SECONDS = 2
 BACKOFF_CAP_SECONDS = 3600
@@ -70,11 +76,17 @@ class Registry:
     def __init__(self) -> None:
         self._exact: dict[str, Handler] = {}
         self._prefixes: dict[str, Handler] = {}
+        self._outside: set[Handler] = set()
 
-    def register(self, topic_or_prefix: str, handler: Handler) -> Handler:
+    def register(self, topic_or_prefix: str, handler: Handler, *,
+                 transactional: bool = True) -> Handler:
+        """``transactional=False``: ``handler(engine, event, clock)`` runs outside any
+        transaction (see the module docstring)."""
         key = topic_or_prefix.strip()
         if not key:
             raise ValueError("a topic or prefix is required")
+        if not transactional:
+            self._outside.add(handler)
         if key == "*" or key.endswith((".", ".*")):
             self._prefixes[key.removesuffix("*")] = handler
         else:
@@ -85,6 +97,9 @@ class Registry:
         key = topic_or_prefix.strip()
         self._exact.pop(key, None)
         self._prefixes.pop(key.removesuffix("*"), None)
+
+    def is_transactional(self, handler: Handler) -> bool:
+        return handler not in self._outside
 
     def handler_for(self, topic: str) -> Handler | None:
         if topic in self._exact:
@@ -97,9 +112,9 @@ class Registry:
 DEFAULT_REGISTRY = Registry()
 
 
-def register(topic_or_prefix: str, handler: Handler) -> Handler:
+def register(topic_or_prefix: str, handler: Handler, *, transactional: bool = True) -> Handler:
     """Register ``handler`` on the default registry (usable as ``register("x", fn)``)."""
-    return DEFAULT_REGISTRY.register(topic_or_prefix, handler)
+    return DEFAULT_REGISTRY.register(topic_or_prefix, handler, transactional=transactional)
 
 
 @dataclass
@@ -210,6 +225,9 @@ def process(engine: Engine, event: dict, *, clock: Clock, worker_id: str | None 
     owner = worker_id or event["locked_by"]
     handler = reg.handler_for(event["topic"])
     mine = and_(_T.id == event["id"], _T.status == "processing", _T.locked_by == owner)
+    if handler is not None and not reg.is_transactional(handler):
+        return _process_outside(engine, event, handler, mine, clock, rng,
+                                _max_attempts(max_attempts))
     try:
         with write(engine) as conn:
             # Wait (no SKIP LOCKED) for a claim that is only re-checking the row to finish.
@@ -224,6 +242,23 @@ def process(engine: Engine, event: dict, *, clock: Clock, worker_id: str | None 
         return "done" if handler else "unhandled"
     except Exception as exc:  # noqa: BLE001 - any handler failure is retried
         return _failed(engine, event, mine, exc, clock.now(), rng, _max_attempts(max_attempts))
+
+
+def _process_outside(engine: Engine, event: dict, handler: Handler, mine, clock: Clock,
+                     rng: random.Random | None, bound: int) -> str:
+    """Run a non-transactional handler, then mark the event done if the lease is still ours."""
+    with write(engine) as conn:
+        if conn.execute(select(_T.id).where(mine)).first() is None:
+            return "lost"
+    try:
+        handler(engine, event, clock)
+    except Exception as exc:  # noqa: BLE001 - any handler failure is retried
+        return _failed(engine, event, mine, exc, clock.now(), rng, bound)
+    with write(engine) as conn:
+        done = conn.execute(update(outbox_events).where(mine).values(
+            status="done", processed_at=clock.now(), locked_by=None, locked_until=None,
+            last_error=None)).rowcount
+    return "done" if done else "lost"
 
 
 def _failed(engine: Engine, event: dict, mine, exc: Exception, now: datetime,

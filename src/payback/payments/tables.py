@@ -28,6 +28,11 @@ payments = Table(
     Column("card_exp_month", Integer, nullable=True),
     Column("card_exp_year", Integer, nullable=True),
     Column("reference", String(200), nullable=True),
+    #: The gateway that captured this payment ('sandbox', 'stripe'); its ``reference`` is the
+    #: gateway's payment id. A card payment with a gateway is refunded THROUGH that gateway (by
+    #: the worker, after commit); without one (a terminal not connected to Payback) the refund
+    #: is recorded as paid out of band.
+    Column("gateway", String(20), nullable=True),
     Column("wallet_id", String(40), ForeignKey("store_credit_wallets.id"), nullable=True),
     Column("captured_at", UtcDateTime, nullable=False),
     CheckConstraint("method in ('card', 'bank_transfer', 'store_credit', 'cash', 'other')",

@@ -35,6 +35,8 @@ refunds = Table(
     Column("due_at", UtcDateTime, nullable=True, index=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("settled_at", UtcDateTime, nullable=True),
+    #: A refund made after this one failed at the gateway, to pay the customer another way.
+    Column("fallback_of", String(40), ForeignKey("refunds.id"), nullable=True, index=True),
     CheckConstraint("amount_minor > 0", name="amount_positive"),
     CheckConstraint("net_minor >= 0 AND tax_minor >= 0 AND fee_minor >= 0 AND bonus_minor >= 0",
                     name="parts_non_negative"),
@@ -82,6 +84,6 @@ refund_tenders = Table(
     Column("destination", String(20), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
     CheckConstraint("amount_minor > 0", name="amount_positive"),
-    CheckConstraint("destination in ('original_payment', 'store_credit')",
+    CheckConstraint("destination in ('original_payment', 'store_credit', 'manual_payout')",
                     name="destination_known"),
 )
