@@ -36,6 +36,48 @@ class Settings(BaseSettings):
     #: list --status dead``; ``payback outbox retry`` revives it).
     outbox_max_attempts: int = Field(default=12, ge=1)
 
+    # --- links, sessions and the web console ------------------------------------------------
+    #: Signs customer portal links. Unset: a random key is created once and kept in
+    #: ``secret_key_file`` (fine for one machine; set it explicitly when running several).
+    secret_key: str | None = None
+    secret_key_file: str = ".payback-secret"
+    #: The address customers and webhooks reach this server at (links in e-mails).
+    public_url: str = "http://127.0.0.1:8000"
+    #: How long a customer portal link stays valid.
+    portal_link_days: int = Field(default=30, ge=1)
+    #: Staff console session lifetime (idle sessions end sooner: ``session_idle_minutes``).
+    session_hours: int = Field(default=12, ge=1)
+    session_idle_minutes: int = Field(default=60, ge=1)
+
+    # --- customer e-mail (SMTP) -----------------------------------------------------------
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    #: ``none`` (plain, e.g. a local relay), ``starttls`` or ``ssl`` (implicit TLS).
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_seconds: int = Field(default=10, ge=1)
+    mail_from: str = "Payback <refunds@payback.invalid>"
+
+    # --- payment gateways -----------------------------------------------------------------
+    #: The built-in sandbox gateway keeps its own state in this database (a separate one: it
+    #: plays a remote system). Unset: ``sandbox.db`` beside a SQLite database, or the same
+    #: PostgreSQL server's database with ``_sandbox`` appended.
+    sandbox_database_url: str | None = None
+    #: Signs the sandbox's webhooks (``Sandbox-Signature``); Payback verifies with it.
+    sandbox_webhook_secret: str = "whsec_sandbox_local_only"
+    #: The sandbox's behaviour, e.g. ``latency_ms=50,timeout_percent=5,error_percent=5``.
+    sandbox_behaviour: str = ""
+    #: Stripe: secret API key, webhook signing secrets (comma-separated during rotation) and
+    #: the API base (tests point it at a local server).
+    stripe_api_key: str | None = None
+    stripe_webhook_secrets: str = ""
+    stripe_api_base: str | None = None
+    #: ``payback worker`` reconciles every gateway over the last ``reconcile_lookback_hours``
+    #: this often (0 turns the scheduled reconciliation off).
+    reconcile_interval_hours: int = Field(default=6, ge=0)
+    reconcile_lookback_hours: int = Field(default=48, ge=1)
+
     @field_validator("refund_rate_limit")
     @classmethod
     def _rate_is_valid(cls, value: str) -> str:

@@ -65,7 +65,7 @@ async def _health() -> dict:
 
 class RequestGuard:
     """Plain ASGI middleware (Starlette's BaseHTTPMiddleware costs about a millisecond per
-    request): refuse a body that is not JSON (415) before any route runs, and tag every request
+    request): refuse an API (``/v1``) body that is not JSON (415) before any route runs, and tag every request
     and response with a request id for the logs and the audit trail."""
 
     def __init__(self, app) -> None:
@@ -80,7 +80,9 @@ class RequestGuard:
                       or uuid.uuid4().hex)
         scope.setdefault("state", {})["request_id"] = request_id
         tag = (b"x-request-id", request_id.encode("latin-1"))
-        if scope["method"] in ("POST", "PUT", "PATCH") and _non_json_body(headers):
+        # The JSON API takes JSON only; the web console and portal (outside /v1) post forms.
+        if (scope["method"] in ("POST", "PUT", "PATCH") and scope["path"].startswith("/v1/")
+                and _non_json_body(headers)):
             body = problems.problem_body(415, "unsupported_media_type", "Unsupported media type",
                                          "send the body as application/json", scope["path"])
             await problems.problem_response(415, body, headers={"x-request-id": request_id})(
