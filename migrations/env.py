@@ -39,6 +39,12 @@ def _database_url() -> str:
             or "sqlite:///payback.db")
 
 
+def _not_the_sandbox(obj, name, type_, reflected, compare_to) -> bool:
+    """The built-in sandbox gateway may keep its own ``sandbox_*`` tables in the same PostgreSQL
+    database; they are not Payback's schema, so autogenerate must never propose dropping them."""
+    return not (type_ == "table" and name and name.startswith("sandbox_"))
+
+
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
     dialect = connection.dialect.name if connection is not None else url.split(":")[0]
     context.configure(
@@ -47,6 +53,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         target_metadata=target_metadata,
         render_as_batch=dialect.startswith("sqlite"),
         compare_type=True,
+        include_object=_not_the_sandbox,
         literal_binds=connection is None,
         dialect_opts={"paramstyle": "named"} if connection is None else {},
     )

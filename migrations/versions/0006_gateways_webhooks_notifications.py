@@ -60,6 +60,8 @@ def upgrade() -> None:
     sa.Column('url', sa.String(length=2000), nullable=False),
     sa.Column('description', sa.String(length=200), nullable=True),
     sa.Column('secret', sa.String(length=100), nullable=False),
+    sa.Column('previous_secret', sa.String(length=100), nullable=True),
+    sa.Column('previous_secret_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('event_types', sa.JSON(), nullable=False),
     sa.Column('enabled', sa.Boolean(), server_default='1', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),

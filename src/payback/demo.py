@@ -249,8 +249,8 @@ AUDITED = ("id", "number", "status", "amount_minor", "total_minor", "currency", 
 class _Run:
     """Replays the planned events against the database, one transaction per business step."""
 
-    def __init__(self, engine: Engine, rng: random.Random) -> None:
-        self.engine, self.rng = engine, rng
+    def __init__(self, engine: Engine, rng: random.Random, sandbox=None) -> None:
+        self.engine, self.rng, self.sandbox = engine, rng, sandbox
         self.clock = SteppingClock(data.YEAR_START)
         self.counts = {"customers": 0, "invoices": 0, "payments": 0, "store_credit_payments": 0,
                        "refunds": 0, "refunds_full": 0, "refunds_amount": 0, "refunds_lines": 0,
@@ -314,9 +314,14 @@ class _Run:
             card = {"token": f"tok_demo_{self.rng.getrandbits(48):012x}", "brand": brand,
                     "last4": f"{self.rng.randint(0, 9999):04d}"}
         ref = f"SEPA-{self.rng.randint(100000, 999999)}" if method == "bank_transfer" else None
+        gateway = None
+        if card is not None and self.sandbox is not None:
+            # Captured through the sandbox gateway, so its refunds go back through it.
+            ref, gateway = self.sandbox.create_payment(amount, plan.customer.currency,
+                                                       card=card["token"]), "sandbox"
         self._write("payment.record", "payment", lambda conn: payments.record_payment(
             conn, self.clock, plan.id, method=method, amount_minor=amount,
-            currency=plan.customer.currency, card=card, reference=ref))
+            currency=plan.customer.currency, card=card, reference=ref, gateway=gateway))
         self.counts["payments"] += 1
         self.counts["store_credit_payments"] += method == "store_credit"
 
@@ -394,22 +399,114 @@ def _partial_amount(inv: dict, rng: random.Random) -> int:
 # ------------------------------------------------------------------------------- entry point
 
 
+#: The staff accounts the demo opens, so that a newcomer can log in to the web console as an
+#: agent (requests refunds) and as a different approver (decides them: four eyes).
+DEMO_STAFF = (data.DEMO_AGENT,
+              {"email": "approver@payback.local", "name": "Demo Approver", "role": "approver"})
+
+
+def create_demo_staff(engine: Engine, clock=None) -> list[dict[str, str]]:
+    """Open the demo's staff accounts that do not exist yet, with random passwords: the first
+    admin (only on a database without any staff, as ``payback users bootstrap`` would), the
+    agent and the approver. Returns ``{"email", "role", "password"}`` for each account created
+    now: the only time its password exists in clear (only its Argon2 hash is stored)."""
+    from payback.access import service as access
+    from payback.access.tables import DEFAULT_SELLER_ID
+    from payback.clock import SystemClock
+
+    clock = clock or SystemClock()
+    created = []
+    with write(engine) as conn:
+        admin = access.ensure_first_admin(conn, clock)
+        if admin is not None:
+            created.append({"email": admin[0], "role": "admin", "password": admin[1]})
+        for person in DEMO_STAFF:
+            if access.find_login(conn, person["email"]) is not None:
+                continue
+            password = access.random_password()
+            access.create_user(conn, clock, seller_id=DEFAULT_SELLER_ID, password=password,
+                               **person)
+            created.append({"email": person["email"], "role": person["role"],
+                            "password": password})
+        for made in created:
+            user_id = access.find_login(conn, made["email"]).id
+            audit.record(conn, at=clock.now(), actor_id="demo", actor_kind="system",
+                         actor_role="admin", seller_id=DEFAULT_SELLER_ID, action="user.create",
+                         object_type="staff_user", object_id=user_id, outcome="allowed",
+                         summary={"after": {"email": made["email"], "role": made["role"]}},
+                         origin="cli")
+    return created
+
+
 def count_invoices(engine: Engine) -> int:
     with read(engine) as conn:
         return int(conn.execute(select(func.count()).select_from(invoices_table)).scalar())
 
 
 def seed_demo(engine: Engine, *, seed: int = 42, customers: int = 24, invoices: int = 240,
-              progress: Progress | None = None) -> dict[str, int]:
+              progress: Progress | None = None, sandbox=None) -> dict[str, int]:
     """Seed the demo; returns counts of what was created. ``progress(done, total)`` is called
-    after every step."""
+    after every step.
+
+    With a ``sandbox`` gateway, card payments are captured through it and the year's card
+    refunds are paid back through it (worker jobs, sandbox completion and signed webhooks run
+    in-process, at the demo's clock), so the history ends settled. Without one, card payments
+    have no gateway and their refunds settle at once."""
     if customers < 1 or invoices < 0:
         raise ValueError("the demo needs at least one customer and a non-negative invoice count")
     rng = random.Random(seed)
     events = plan_year(rng, customers, invoices)
-    run = _Run(engine, rng)
+    run = _Run(engine, rng, sandbox)
     for done, ev in enumerate(events, 1):
         run.apply(ev)
         if progress is not None:
             progress(done, len(events))
+    if sandbox is not None:
+        run.counts["gateway_refunds_settled"] = settle_through_gateway(engine, run.clock, sandbox)
     return {**run.counts, **seed_approvals(engine, run.clock)}
+
+
+def settle_through_gateway(engine: Engine, clock, sandbox, rounds: int = 20) -> int:
+    """Run the gateway jobs, let the sandbox complete its refunds and deliver its signed
+    webhooks to Payback's receiver, until no gateway refund is left open. Returns how many
+    refunds the gateway settled."""
+    from payback.gateways import flow
+    from payback.gateways.tables import INTENT_TERMINAL, gateway_intents
+    from payback.outbox.fanout import Subscribers
+    from payback.outbox.worker import Registry, drain
+
+    reg = Registry()
+    flow.install(reg, Subscribers())
+
+    def deliver(headers: dict, body: bytes) -> int:
+        flow.receive_webhook(engine, clock, "sandbox", headers, body)
+        return 200
+
+    def open_intents() -> int:
+        with read(engine) as conn:
+            return int(conn.execute(select(func.count()).select_from(gateway_intents).where(
+                gateway_intents.c.status.not_in(INTENT_TERMINAL))).scalar())
+
+    for _ in range(rounds):
+        drain(engine, clock, registry=reg)
+        sandbox.advance()
+        sandbox.deliver_webhooks(deliver)
+        if not open_intents():
+            break
+    with read(engine) as conn:
+        return int(conn.execute(select(func.count()).select_from(gateway_intents).where(
+            gateway_intents.c.status == "succeeded")).scalar())
+
+
+def close_history(engine: Engine, clock) -> int:
+    """Mark the demo year's remaining outbox events done without delivering them: a demo's
+    invented history must not e-mail its invented customers or flood a webhook endpoint when
+    the server's worker starts. Only what happens after seeding is delivered."""
+    from sqlalchemy import update
+
+    from payback.outbox.tables import outbox_events
+
+    with write(engine) as conn:
+        return conn.execute(update(outbox_events).where(outbox_events.c.status == "pending")
+                            .values(status="done", processed_at=clock.now(),
+                                    last_error="demo history: not delivered")).rowcount

@@ -7,8 +7,9 @@ Invariants:
   the same queue;
 - the demo never replaces a policy the seller already has, and leaves a queue only while its own
   policy (``demo_data.DEMO_POLICY``) is active, so every queued refund really needs approval;
-- the demo agent's password is random and never printed: the agent is only the requester the
-  four-eyes rule compares the approver with.
+- the demo agent is the requester the four-eyes rule compares the approver with; ``payback
+  demo`` creates it first (``demo.create_demo_staff``) and prints its random password once, so
+  a newcomer can log in to the console as it; created here, its password is never shown.
 """
 
 from __future__ import annotations

@@ -61,8 +61,8 @@ class Settings(BaseSettings):
 
     # --- payment gateways -----------------------------------------------------------------
     #: The built-in sandbox gateway keeps its own state in this database (a separate one: it
-    #: plays a remote system). Unset: ``sandbox.db`` beside a SQLite database, or the same
-    #: PostgreSQL server's database with ``_sandbox`` appended.
+    #: plays a remote system). Unset: ``<name>-sandbox.db`` beside a SQLite database; on
+    #: PostgreSQL the same database (the sandbox's tables are named ``sandbox_*``).
     sandbox_database_url: str | None = None
     #: Signs the sandbox's webhooks (``Sandbox-Signature``); Payback verifies with it.
     sandbox_webhook_secret: str = "whsec_sandbox_local_only"

@@ -137,7 +137,8 @@ def test_route_admits_exactly_the_declared_roles(principals, client_for, method,
 #: Path parameters that name an object of a seller, and the key of ``seller_a_world`` with one.
 OBJECT_PARAMS = {"customer_id": "customer", "invoice_id": "invoice", "payment_id": "payment",
                  "refund_id": "refund", "key_id": "key", "credit_note_id": "credit_note",
-                 "lot_id": "lot"}
+                 "lot_id": "lot", "endpoint_id": "webhook_endpoint",
+                 "delivery_id": "webhook_delivery"}
 #: Path parameters that are not objects of a seller (the same for everyone).
 SHARED_PARAMS = {"currency", "preset_id"}
 #: A valid body for each POST route on an object, so that the object lookup really runs (an
@@ -153,6 +154,7 @@ VALID_BODIES = {
     "/v1/refunds/{refund_id}/approve": {"comment": "fine"},
     "/v1/refunds/{refund_id}/reject": {"comment": "no"},
     "/v1/refunds/{refund_id}/cancel": {"comment": "stop"},
+    "/v1/refunds/{refund_id}/fallback": {"method": "store_credit"},
     "/v1/api-keys/{key_id}/revoke": None,
     "/v1/invoices/{invoice_id}/credit-notes": {
         "reason": "billing_error",
@@ -161,6 +163,9 @@ VALID_BODIES = {
     "/v1/customers/{customer_id}/store-credit/grants": {
         "kind": "goodwill", "amount_minor": 100, "currency": "EUR", "memo": "sorry"},
     "/v1/store-credit/lots/{lot_id}/revoke": {"reason": "abuse"},
+    "/v1/webhook-endpoints/{endpoint_id}": {"description": "changed"},  # the PATCH
+    "/v1/webhook-endpoints/{endpoint_id}/rotate-secret": {"overlap_hours": 0},
+    "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry": None,
 }
 OBJECT_ROUTES = [r for r in V1_ROUTES if set(_PARAM.findall(r[1])) and
                  {m[0] for m in _PARAM.findall(r[1])} & set(OBJECT_PARAMS)]
@@ -169,18 +174,31 @@ MISSING = "{}_00000000000000000000000000"
 
 
 @pytest.fixture
-def seller_a_world(api, client, paid_invoice) -> dict[str, str]:
+def seller_a_world(api, client, paid_invoice, engine, clock) -> dict[str, str]:
     """Objects of the default seller (A): customer, invoice, payment, a refund to store credit
-    (so the customer has a EUR wallet) with its credit note, and the admin key of ``client``."""
+    (so the customer has a EUR wallet) with its credit note, the admin key of ``client``, and a
+    webhook endpoint with a delivery of that refund (fanned out, never sent)."""
+    from payback.outbox.fanout import Subscribers
+    from payback.outbox.worker import Registry, drain
+    from payback.webhooks.delivery import fan_out
+
     inv = paid_invoice["invoice"]
+    endpoint = api._created("/v1/webhook-endpoints", {"url": "https://shop.example/hooks",
+                                                      "event_types": ["refund.*"]})
     refund = api.refund(inv["id"], {"kind": "amount", "amount_minor": 1000, "reason": "goodwill",
                                     "method": "store_credit", "consent_to_other_method": True})
+    subscribers, registry = Subscribers(), Registry()
+    subscribers.subscribe("*", fan_out)
+    registry.register("*", subscribers)  # no webhook.deliver handler: nothing is sent
+    drain(engine, clock, registry=registry)
+    deliveries = client.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries").json()
     return {"customer": paid_invoice["customer"]["id"], "invoice": inv["id"],
             "payment": paid_invoice["payment"]["id"], "refund": refund["id"],
             "key": client.get("/v1/me").json()["id"],
             "credit_note": client.get("/v1/credit-notes").json()["data"][0]["id"],
             "lot": client.get(f"/v1/customers/{paid_invoice['customer']['id']}/store-credit/EUR")
-            .json()["lots"][0]["id"]}
+            .json()["lots"][0]["id"],
+            "webhook_endpoint": endpoint["id"], "webhook_delivery": deliveries["data"][0]["id"]}
 
 
 @pytest.fixture
@@ -218,7 +236,7 @@ def test_another_sellers_ids_look_exactly_like_missing_ones(seller_a_world, sell
             return _PARAM.sub(lambda m: objects.get(m.group(1), "EUR"), path)
         theirs = {n: seller_a_world[OBJECT_PARAMS[n]] for n in names if n in OBJECT_PARAMS}
         missing = {n: MISSING.format(v.split("_")[0]) for n, v in theirs.items()}
-        body = VALID_BODIES.get(path) if method == "POST" else None
+        body = VALID_BODIES.get(path) if method in ("POST", "PATCH") else None
         got = seller_b.request(method, fill(theirs), json=body)
         ref = seller_b.request(method, fill(missing), json=body)
         text = got.text

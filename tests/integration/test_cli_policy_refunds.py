@@ -424,7 +424,8 @@ def test_users_and_keys_writes_are_audited_without_secrets(db_url, engine):
 def test_demo_stores_its_policy_and_an_approval_queue(db_url, engine):
     out = ok(db_url, "demo", "--seed", "3", "--customers", "12", "--invoices", "120").stdout
     assert _table_row(out, "policies") == ["policies", "1"]
-    assert _table_row(out, "staff users") == ["staff users", "1"]
+    # the first admin, the demo agent and the demo approver
+    assert _table_row(out, "staff users") == ["staff users", "3"]
     queued = int(_table_row(out, "refunds pending approval")[1])
     assert 1 <= queued <= 3
     with db.read(engine) as conn:

@@ -352,13 +352,13 @@ def _forget(monkeypatch, *, tenders: bool, lines: bool) -> None:
     real_state = refund_service._state
 
     def forgetful(conn, inv, currency):
-        line_states, tender_states = real_state(conn, inv, currency)
+        line_states, tender_states, routes = real_state(conn, inv, currency)
         if lines:
             line_states = [dataclasses.replace(ln, refunded_quantity=0, refunded_gross_minor=0,
                                                refunded_tax_minor=0) for ln in line_states]
         if tenders:
             tender_states = [dataclasses.replace(t, refunded_minor=0) for t in tender_states]
-        return line_states, tender_states
+        return line_states, tender_states, routes
 
     monkeypatch.setattr(refund_service, "_state", forgetful)
 

@@ -211,7 +211,7 @@ def test_cli_outbox_retry_revives_dead_events_and_is_audited(engine, db_url, clo
 
     once = _cli(db_url, "worker", "--once")
     assert (once.exit_code, once.stdout) == (
-        0, "processed 3 (no handler: 3), retried 0, dead 0, lost lease 0\n")
+        0, "processed 3 (no handler: 0), retried 0, dead 0, lost lease 0\n")
     assert {_event(engine, i)["status"] for i in ids} == {"done"}
 
 
@@ -392,7 +392,7 @@ def test_worker_process_stops_cleanly_on_sigterm(engine, db_url) -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
-    assert out.splitlines()[-1] == "processed 1 (no handler: 1), retried 0, dead 0, lost lease 0"
+    assert out.splitlines()[-1] == "processed 1 (no handler: 0), retried 0, dead 0, lost lease 0"
 
 
 @pytest.mark.parametrize("args", [("worker", "--poll", "0.01"),

@@ -82,8 +82,11 @@ def test_real_fixture_refund_object_maps(refund_schema):
         currency="USD",
         idempotency_key=None,
         failure_reason=None,
+        payment_reference="ch_1PgafuB7WZ01zgkWXYmPNZs8",
+        created_at=datetime(2009, 2, 13, 23, 31, 30, tzinfo=UTC),
     )
     assert refund.raw["charge"] == "ch_1PgafuB7WZ01zgkWXYmPNZs8"
+    assert refund.metadata == {}
 
 
 @pytest.mark.parametrize(
@@ -167,6 +170,19 @@ def test_refund_from_stripe_failed_card_closed():
     assert refund.is_terminal
 
 
+def test_refund_from_stripe_payment_reference_created_and_metadata():
+    by_intent = sm.refund_from_stripe(_stripe_refund(charge="ch_9", created=1768471200))
+    assert by_intent.payment_reference == "pi_1"  # the PaymentIntent wins over its charge
+    assert by_intent.created_at == datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+    assert by_intent.metadata == {"payback_refund_id": "rf_01J0000000000000000000000"}
+    by_charge = sm.refund_from_stripe(_stripe_refund(payment_intent=None, charge="py_7"))
+    assert (by_charge.payment_reference, by_charge.created_at) == ("py_7", None)
+    expanded = sm.refund_from_stripe(_stripe_refund(payment_intent={"id": "pi_x", "object": "x"}))
+    assert expanded.payment_reference == "pi_x"
+    neither = sm.refund_from_stripe(_stripe_refund(payment_intent=None, metadata=None))
+    assert (neither.payment_reference, neither.metadata, neither.idempotency_key) == (None, {}, None)
+
+
 def test_refund_from_stripe_pending_insufficient_funds_is_not_terminal():
     # Card refunds stay pending when the merchant's balance is short: not failed, not succeeded.
     refund = sm.refund_from_stripe(_stripe_refund(pending_reason="insufficient_funds"))
@@ -204,9 +220,15 @@ def test_event_from_stripe():
         type="refund.updated",
         created_at=datetime(2026, 1, 15, 10, 0, tzinfo=UTC),
         refund=GatewayRefund(
-            "re_123", RefundStatus.SUCCEEDED, 4999, "EUR", "rf_01J0000000000000000000000"
+            "re_123",
+            RefundStatus.SUCCEEDED,
+            4999,
+            "EUR",
+            "rf_01J0000000000000000000000",
+            payment_reference="pi_1",
         ),
     )
+    assert event.refund.metadata == {"payback_refund_id": "rf_01J0000000000000000000000"}
     with pytest.raises(sm.UnsupportedEvent):
         sm.event_from_stripe(
             {"id": "evt_1", "type": "charge.succeeded", "created": 1, "data": {"object": {}}}

@@ -42,8 +42,8 @@ EXPECTED = {
               "refunds:approve", "refunds:cancel", "credit_notes:write", "store_credit:read",
               "store_credit:grant", "ledger:read",
               "reports:read", "audit:read", "policies:read", "policies:write", "users:manage",
-              "keys:manage"},
-    "auditor": READS | {"ledger:read", "reports:read", "audit:read"},
+              "keys:manage", "webhooks:read", "webhooks:write"},
+    "auditor": READS | {"ledger:read", "reports:read", "audit:read", "webhooks:read"},
 }
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "access.md"
 
@@ -74,13 +74,14 @@ def test_auditor_and_viewer_never_write():
     writes = {p for p in PERMISSIONS if not p.endswith(":read")}
     assert writes == {"customers:write", "invoices:write", "payments:write", "refunds:create",
                       "refunds:approve", "refunds:cancel", "credit_notes:write",
-                      "store_credit:grant", "policies:write", "users:manage", "keys:manage"}
+                      "store_credit:grant", "policies:write", "users:manage", "keys:manage",
+                      "webhooks:write"}
     assert not ROLE_PERMISSIONS["auditor"] & writes
     assert not ROLE_PERMISSIONS["viewer"] & writes
 
 
 def test_only_admin_manages_access_and_policies():
-    for perm in ("users:manage", "keys:manage", "policies:write"):
+    for perm in ("users:manage", "keys:manage", "policies:write", "webhooks:write"):
         assert [r for r in domain.ROLES if perm in ROLE_PERMISSIONS[r]] == ["admin"], perm
 
 

@@ -39,6 +39,9 @@ PERMISSIONS: dict[str, str] = {
     "audit:read": "read and verify the audit trail",
     "policies:read": "read refund policies",
     "policies:write": "publish a refund policy",
+    "webhooks:read": "read webhook endpoints (never their secrets) and their delivery logs",
+    "webhooks:write": "register, change and disable webhook endpoints, rotate their secrets, "
+                      "retry deliveries",
     "users:manage": "create and list staff accounts",
     "keys:manage": "create, list and revoke API keys",
 }
@@ -58,7 +61,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "agent": _AGENT,
     "approver": _AGENT | {"refunds:approve", "credit_notes:write"},
     "admin": frozenset(PERMISSIONS),
-    "auditor": _BUSINESS_READS | {"ledger:read", "reports:read", "audit:read"},
+    "auditor": _BUSINESS_READS | {"ledger:read", "reports:read", "audit:read", "webhooks:read"},
 }
 
 #: (method, path template) → permission, for every /v1 route. Refund preview needs
@@ -90,6 +93,9 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/v1/refunds/{refund_id}/approve"): "refunds:approve",
     ("POST", "/v1/refunds/{refund_id}/reject"): "refunds:approve",
     ("POST", "/v1/refunds/{refund_id}/cancel"): "refunds:cancel",
+    ("GET", "/v1/refunds/{refund_id}/gateway-intents"): "refunds:read",
+    ("POST", "/v1/refunds/{refund_id}/fallback"): "refunds:approve",
+    ("GET", "/v1/refunds/{refund_id}/notifications"): "refunds:read",
     # credit notes and documents (a credit note is an invoice for VAT: invoices:read reads it)
     ("GET", "/v1/credit-notes"): "invoices:read",
     ("GET", "/v1/credit-notes/{credit_note_id}"): "invoices:read",
@@ -123,6 +129,16 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/v1/api-keys"): "keys:manage",
     ("POST", "/v1/api-keys"): "keys:manage",
     ("POST", "/v1/api-keys/{key_id}/revoke"): "keys:manage",
+    # outbound webhooks
+    ("POST", "/v1/webhook-endpoints"): "webhooks:write",
+    ("GET", "/v1/webhook-endpoints"): "webhooks:read",
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}"): "webhooks:read",
+    ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): "webhooks:write",
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): "webhooks:write",
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): "webhooks:write",
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries"): "webhooks:read",
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry"):
+        "webhooks:write",
 }
 
 #: The route whose calls the per-principal rate limit counts.

@@ -8,6 +8,7 @@ import uuid
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from payback import __version__
@@ -22,7 +23,10 @@ from payback.documents.router import router as documents
 from payback.db import make_engine
 from payback.errors import DomainError
 from payback.exports.router import router as exports
+from payback.gateways.router import router as gateways
+from payback.gateways.router import webhook_router as gateway_webhooks
 from payback.invoicing.router import router as invoices
+from payback.notifications.router import router as notifications
 from payback.ledger.router import router as ledger
 from payback.payments.router import router as payments
 from payback.policies.router import router as policies
@@ -31,10 +35,14 @@ from payback.reports.router import router as reports
 from payback.sellers.router import router as seller
 from payback.settings import Settings
 from payback.store_credit.router import router as store_credit
+from payback.web.portal import router as portal
+from payback.web import console
+from payback.webhooks.router import receiver_router as webhook_receiver
+from payback.webhooks.router import router as webhooks
 
-ROUTERS = (customers, invoices, payments, refunds, ledger, reports, policies, audit, access,
+ROUTERS = (customers, invoices, payments, refunds, gateways, ledger, reports, policies, audit, access,
            exports, store_credit,
-           credit_notes, documents, seller)
+           credit_notes, documents, seller, webhooks, notifications)
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
@@ -50,6 +58,15 @@ def create_app(settings: Settings | None = None, *, engine=None,
     app.state.on_refused = auditing.on_refused
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")
+    # Authenticated by the gateway's signature, not by an API key: outside /v1.
+    app.include_router(gateway_webhooks)
+    # The demo's stand-in for a merchant's webhook receiver: checks signatures, no API key.
+    app.include_router(webhook_receiver, include_in_schema=False)
+    # The customer refund portal: HTML pages behind a signed link, no API key.
+    app.include_router(portal)
+    # The staff console (HTML, login sessions; "/" redirects to it) and the static files.
+    console.install(app)
+    app.mount("/static", StaticFiles(packages=[("payback.web", "static")]), name="static")
     app.add_exception_handler(DomainError, problems.on_domain_error)
     app.add_exception_handler(RequestValidationError, problems.on_validation_error)
     app.add_exception_handler(StarletteHTTPException, problems.on_http_error)

@@ -37,9 +37,10 @@ def approve_refund(conn, clock: Clock, refund_id: str, *, actor: Actor, comment:
     check_role_limit((refund.get("decision") or {}).get("role_limits_minor") or {},
                      actor.role, refund["currency"], refund["amount_minor"])
     trail = Trail(refund, inv, clock.now())
-    approve_and_settle_moves(trail, actor, comment=comment)
+    tenders = load_tenders(conn, refund_id)
+    approve_and_settle_moves(trail, actor, tenders, comment=comment)
     save_status(conn, refund)
-    entries = money_moves(conn, refund, load_tenders(conn, refund_id), inv, trail)
+    entries = money_moves(conn, refund, tenders, inv, trail)
     trail.flush(conn, entries)
     return get_refund(conn, refund_id)
 

@@ -13,7 +13,9 @@ order of the groups in ``payback --help``):
 - ``exports``: ``export beancount|csv``, ``report tax``;
 - ``store_credit``: ``store-credit expire|statement``;
 - ``documents``: ``documents invoice|credit-note``, ``credit-notes list``;
-- ``worker``: ``worker``, ``outbox list|retry``.
+- ``worker``: ``worker``, ``outbox list|retry``;
+- ``gateways``: ``reconcile``, ``sandbox pump``;
+- ``webhooks``: ``webhooks add|list|log``.
 
 No business rule lives here: every command calls the same service functions as the HTTP API.
 """
@@ -25,6 +27,8 @@ from payback.cli import exports  # noqa: F401 (register: export, report tax)
 from payback.cli import store_credit  # noqa: F401 (register: store-credit expire|statement)
 from payback.cli import documents  # noqa: F401 (register: documents, credit-notes list)
 from payback.cli import worker  # noqa: F401 (register: worker, outbox list|retry)
+from payback.cli import gateways  # noqa: F401 (register: reconcile, sandbox pump)
+from payback.cli import webhooks  # noqa: F401 (register: webhooks add|list|log)
 from payback.cli.audit import EXIT_AUDIT_BROKEN
 # isort: on
 

@@ -58,6 +58,8 @@ def serve(host: Annotated[str | None, typer.Option(
     console = Console()
     console.print(f"Payback API on [bold]http://{host}:{port}[/]  (API docs at "
                   f"http://{host}:{port}/docs)", highlight=False, soft_wrap=True)
+    console.print(f"Staff console: [bold]http://{host}:{port}/console[/]", highlight=False,
+                  soft_wrap=True)
     console.print(f"Database: {_safe_url(settings.database_url)}", highlight=False,
                   soft_wrap=True)
     if not with_worker:
@@ -80,26 +82,65 @@ def demo(if_empty: Annotated[bool, typer.Option(
              "--if-empty", help="Do nothing when the database already has invoices.")] = False,
          seed: Annotated[int, typer.Option(help="Random seed: same seed, same demo.")] = 42,
          customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 24,
-         invoices: Annotated[int, typer.Option(min=0, help="Number of invoices.")] = 240
+         invoices: Annotated[int, typer.Option(min=0, help="Number of invoices.")] = 240,
+         today: Annotated[bool, typer.Option(
+             "--today/--no-today", help="Also leave today's card refund (and a webhook "
+                                        "endpoint) for the running server's worker.")] = True
          ) -> None:
-    """Seed a realistic demo year (2026): customers, invoices, payments and refunds."""
-    from payback.demo import count_invoices, seed_demo
+    """Seed a realistic demo year (2026): customers, invoices, payments and refunds; card
+    payments go through the sandbox gateway. Today's card refund is left for the worker."""
+    from payback.cli.worker import prepare_jobs
+    from payback.clock import SystemClock
+    from payback.demo import close_history, count_invoices, create_demo_staff, seed_demo
+    from payback.demo_live import start_live
+    from payback.gateways import registry
 
     settings = Settings()
     console = Console()
+    prepare_jobs(settings)
+    sandbox = registry.get("sandbox")
     with _engine(settings) as engine:
         existing = count_invoices(engine)
         if if_empty and existing:
             console.print(f"The database already has {existing} invoices: demo not seeded.",
                           soft_wrap=True)
             return
+        logins = create_demo_staff(engine)  # before the demo year: its agent requests refunds
         with Progress(TextColumn("Seeding demo"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as bar:
             task = bar.add_task("demo", total=None)
             counts = seed_demo(engine, seed=seed, customers=customers, invoices=invoices,
                                progress=lambda done, total: bar.update(task, completed=done,
-                                                                       total=total))
+                                                                       total=total),
+                               sandbox=sandbox)
+        clock = SystemClock()
+        close_history(engine, clock)
+        live = start_live(engine, clock, sandbox, settings.public_url) if today else None
+    counts["staff_users"] = len(logins)
     _print_counts(console, counts)
+    if live:
+        console.print(f"Today's card refund {live['refund_id']} is {live['refund_status']}: "
+                      "the worker beside the server pays it through the sandbox gateway; see "
+                      f"/console/refunds/{live['refund_id']} and GET /v1/webhook-endpoints/"
+                      f"{live['webhook_endpoint_id']}/deliveries.", highlight=False,
+                      soft_wrap=True)
+    _print_logins(console, logins, f"{settings.public_url.rstrip('/')}/console")
+
+
+def _print_logins(console: Console, logins: list[dict], console_url: str) -> None:
+    """The demo's staff logins, once: their passwords are stored only as hashes. Plain lines,
+    not a table: a narrow terminal must never cut a password short."""
+    def say(text: str) -> None:
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    say(f"Web console: {console_url}")
+    say("Staff logins (passwords are shown ONCE: store them now):")
+    for login in logins:
+        say(f"  {login['role']:<9} {login['email']:<24} {login['password']}")
+    if not any(login["role"] == "admin" for login in logins):
+        say(f"  {'admin':<9} {'admin@payback.local':<24} (password printed by "
+            "`payback users bootstrap` above)")
+    say(f"Next: payback serve, then log in at {console_url} (the API's docs are at /docs).")
 
 
 def _print_counts(console: Console, counts: dict[str, int]) -> None:
@@ -109,5 +150,3 @@ def _print_counts(console: Console, counts: dict[str, int]) -> None:
     for key, value in counts.items():
         table.add_row(key.replace("_", " "), str(value))
     console.print(table)
-    console.print("Next: [bold]payback serve[/], then open http://127.0.0.1:8000/docs",
-                  highlight=False, soft_wrap=True)

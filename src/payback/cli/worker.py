@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import timedelta
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -63,11 +64,97 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+_prepared = threading.Lock()
+
+
+def prepare_jobs(settings: Settings) -> None:
+    """Connect the configured gateways and install every feature's handlers (once)."""
+    from payback import jobs
+    from payback.gateways import registry
+    from payback.outbox.worker import DEFAULT_REGISTRY
+
+    with _prepared:
+        registry.configure(settings)
+        if DEFAULT_REGISTRY.handler_for("gateway.refund.submit") is None:
+            jobs.install()
+
+
+def start_sandbox_pump(settings: Settings, stop: threading.Event,
+                       interval: float = 1) -> threading.Thread:
+    """Play the sandbox gateway's servers: complete its due refunds and POST its webhooks to
+    this server's ``/gateways/sandbox/webhooks`` (as a real gateway would, over HTTP)."""
+    url = f"{settings.public_url.rstrip('/')}/gateways/sandbox/webhooks"
+
+    def send(headers: dict[str, str], body: bytes) -> int:
+        import httpx
+
+        return httpx.post(url, content=body, headers=headers, timeout=10).status_code
+
+    def _run() -> None:
+        import logging
+
+        from payback.gateways import registry
+
+        sandbox = registry.get("sandbox")
+        while not stop.is_set():
+            try:
+                sandbox.advance()
+                sandbox.deliver_webhooks(send)
+            except Exception:  # noqa: BLE001 - the pump outlives a bad moment; it logs
+                logging.getLogger("payback.sandbox").exception("sandbox pump")
+            stop.wait(interval)
+
+    thread = threading.Thread(target=_run, name="payback-sandbox-pump", daemon=True)
+    thread.start()
+    return thread
+
+
+def start_reconcile_schedule(settings: Settings, stop: threading.Event) -> threading.Thread | None:
+    """Reconcile every configured gateway over the last ``reconcile_lookback_hours`` every
+    ``reconcile_interval_hours`` (the first run one interval after start)."""
+    if not settings.reconcile_interval_hours:
+        return None
+
+    def _run() -> None:
+        import logging
+        from datetime import timedelta
+
+        from payback.clock import SystemClock
+        from payback.db import make_engine
+        from payback.gateways import reconcile, registry
+
+        log = logging.getLogger("payback.reconcile")
+        engine, clock = make_engine(settings.database_url), SystemClock()
+        try:
+            while not stop.wait(settings.reconcile_interval_hours * 3600):
+                now = clock.now()
+                for name in registry.names():
+                    try:
+                        report = reconcile.reconcile(
+                            engine, clock, name,
+                            now - timedelta(hours=settings.reconcile_lookback_hours), now)
+                        log.info("reconciled %s: %d compared, %d differences, %d repaired",
+                                 name, report.compared, len(report.differences),
+                                 report.repaired)
+                    except Exception:  # noqa: BLE001 - next run tries again
+                        log.exception("reconciliation of %s failed", name)
+        finally:
+            engine.dispose()
+
+    thread = threading.Thread(target=_run, name="payback-reconcile", daemon=True)
+    thread.start()
+    return thread
+
+
 def start_worker_thread(settings: Settings, poll: float) -> tuple[threading.Thread,
                                                                   threading.Event]:
-    """A daemon thread running ``run_worker`` on an engine of its own (``serve --with-worker``).
-    Set the event, then join the thread, to stop it."""
+    """A daemon thread running ``run_worker`` on an engine of its own (``serve --with-worker``),
+    with the sandbox pump and the scheduled reconciliation beside it. Set the event, then join
+    the thread, to stop it."""
     stop = threading.Event()
+    prepare_jobs(settings)
+    start_sandbox_pump(settings, stop)
+    start_reconcile_schedule(settings, stop)
 
     def _run() -> None:
         from payback.clock import SystemClock
@@ -91,7 +178,10 @@ def start_worker_thread(settings: Settings, poll: float) -> tuple[threading.Thre
 def worker(once: Annotated[bool, typer.Option(
                "--once", help="Process every event due now, then exit.")] = False,
            poll: PollOpt = 1,
-           batch: Annotated[int, typer.Option(min=1, help="Events claimed at a time.")] = 20
+           batch: Annotated[int, typer.Option(min=1, help="Events claimed at a time.")] = 20,
+           lease: Annotated[int, typer.Option(
+               min=1, help="Seconds a claimed event stays this worker's; after that (the worker "
+                           "died) another worker takes it over.")] = 300
            ) -> None:
     """Run the outbox worker until SIGINT/SIGTERM (several on PostgreSQL; one on SQLite)."""
     from payback.clock import SystemClock
@@ -99,18 +189,22 @@ def worker(once: Annotated[bool, typer.Option(
 
     settings = Settings()
     worker_id = default_worker_id()
+    prepare_jobs(settings)
     with _engine(settings) as engine:
         if once:
             counts = drain(engine, SystemClock(), worker_id=worker_id, limit=batch,
-                           max_attempts=settings.outbox_max_attempts)
+                           max_attempts=settings.outbox_max_attempts,
+                           lease=timedelta(seconds=lease))
         else:
             typer.echo(f"outbox worker {worker_id} on {_safe_url(settings.database_url)} "
                        f"(poll {poll:g} s; Ctrl+C to stop)")
             stop = threading.Event()
+            start_reconcile_schedule(settings, stop)
             with stop_on_signals(stop):
                 counts = run_worker(engine, SystemClock(), stop_event=stop, poll_interval=poll,
                                     worker_id=worker_id, limit=batch,
-                                    max_attempts=settings.outbox_max_attempts)
+                                    max_attempts=settings.outbox_max_attempts,
+                                    lease=timedelta(seconds=lease))
     c = counts.as_dict()
     typer.echo(f"processed {c['done'] + c['unhandled']} (no handler: {c['unhandled']}), "
                f"retried {c['retried']}, dead {c['dead']}, lost lease {c['lost']}")

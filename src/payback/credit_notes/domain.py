@@ -99,7 +99,8 @@ def check_reason(reason: str) -> None:
 
 def refund_split(tenders: Sequence[dict], amount_minor: int, fee_minor: int) -> Split:
     """Paid back to the original method, to store credit, and the fee kept (sum = net + tax)."""
-    refunded = sum(t["amount_minor"] for t in tenders if t["destination"] == "original_payment")
+    refunded = sum(t["amount_minor"] for t in tenders
+                   if t["destination"] in ("original_payment", "manual_payout"))
     return Split(refunded, amount_minor - refunded, fee_minor)
 
 

@@ -44,6 +44,7 @@ REASONS: Mapping[str, str] = {
     "signature_mismatch": "no v1 signature matches any configured secret",
     "timestamp_too_old": "the signed timestamp is older than the tolerance",
     "timestamp_in_future": "the signed timestamp is further ahead than the tolerance",
+    "malformed_payload": "the body is signed correctly but is not a readable event",
 }
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")

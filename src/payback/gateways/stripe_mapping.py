@@ -46,6 +46,9 @@ REFUND_EVENT_TYPES = frozenset(
 #: The metadata key under which the Stripe adapter stores Payback's refund id (which is also the
 #: Idempotency-Key it sends; Stripe does not echo that header back on the object).
 METADATA_REFUND_ID = "payback_refund_id"
+#: Where the adapter puts the Idempotency-Key when it is NOT the refund id (a refund split over
+#: several payments sends one key per payment, ``<refund id>-<n>``).
+METADATA_IDEMPOTENCY_KEY = "payback_idempotency_key"
 
 
 class UnsupportedEvent(ValueError):
@@ -73,16 +76,37 @@ def refund_from_stripe(obj: Mapping[str, Any]) -> GatewayRefund:
     if obj.get("object", "refund") != "refund":
         raise UnsupportedEvent(f"expected a refund object, got {obj.get('object')!r}")
     status = map_status(obj.get("status"))
-    metadata = obj.get("metadata") or {}
+    metadata = {str(k): str(v) for k, v in (obj.get("metadata") or {}).items()}
+    created = obj.get("created")
     return GatewayRefund(
         gateway_refund_id=obj["id"],
         status=status,
         amount_minor=obj["amount"],
         currency=str(obj["currency"]).upper(),
-        idempotency_key=metadata.get(METADATA_REFUND_ID),
+        idempotency_key=idempotency_key_of(metadata),
         failure_reason=map_failure_reason(obj.get("failure_reason"), status),
+        payment_reference=payment_reference(obj),
+        created_at=None if created is None else datetime.fromtimestamp(int(created), tz=UTC),
+        metadata=metadata,
         raw=dict(obj),
     )
+
+
+def idempotency_key_of(metadata: Mapping[str, str]) -> str | None:
+    """The Idempotency-Key a refund was created with, as the adapter recorded it in metadata."""
+    return metadata.get(METADATA_IDEMPOTENCY_KEY) or metadata.get(METADATA_REFUND_ID)
+
+
+def payment_reference(obj: Mapping[str, Any]) -> str | None:
+    """The payment a Stripe refund belongs to: its PaymentIntent if it has one, else its charge
+    (either may be expanded into an object, or null)."""
+    for name in ("payment_intent", "charge"):
+        value = obj.get(name)
+        if isinstance(value, Mapping):
+            value = value.get("id")
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def event_from_stripe(event: Mapping[str, Any]) -> GatewayEvent:

@@ -18,7 +18,8 @@ async def record_payment(body: schemas.PaymentCreate, invoice_id: str = Path(max
     card = body.card.model_dump() if body.card else None
     return await ctx.write(lambda conn: service.record_payment(
         conn, ctx.clock, invoice_id, method=body.method, amount_minor=body.amount_minor,
-        currency=body.currency, card=card, reference=body.reference, seller_id=ctx.seller_id),
+        currency=body.currency, card=card, reference=body.reference, gateway=body.gateway,
+        seller_id=ctx.seller_id),
         schemas.PaymentOut.model_validate)
 
 

@@ -24,6 +24,9 @@ class PaymentCreate(In):
     currency: Currency
     card: CardIn | None = None
     reference: Annotated[str | None, Field(max_length=200)] = None
+    #: The gateway that captured the payment; ``reference`` is then its payment id and
+    #: refunds of this payment are paid back through that gateway.
+    gateway: Literal["sandbox", "stripe"] | None = None
 
 
 class PaymentOut(Out):
@@ -38,6 +41,7 @@ class PaymentOut(Out):
     card_exp_month: int | None
     card_exp_year: int | None
     reference: str | None
+    gateway: str | None = None
     captured_at: datetime
 
 

@@ -52,10 +52,14 @@ def refuse_card_numbers(**fields: str | None) -> None:
 
 def record_payment(conn: Connection, clock: Clock, invoice_id: str, *, method: str,
                    amount_minor: int, currency: str, card: dict | None = None,
-                   reference: str | None = None, seller_id: str | None = None) -> dict:
+                   reference: str | None = None, seller_id: str | None = None,
+                   gateway: str | None = None) -> dict:
+    """``gateway``: the connected gateway that captured a card payment ('sandbox', 'stripe');
+    ``reference`` is then the gateway's payment id, and refunds go back through that gateway."""
     check_minor(amount_minor, allow_zero=False)
     currency = normalise_currency(currency)
     _validate_method(method, card, reference)
+    _validate_gateway(method, gateway, reference)
     inv = lock_invoice(conn, invoice_id, seller_id)
     _check_payable(conn, inv, currency, amount_minor)
     now = clock.now()
@@ -67,7 +71,8 @@ def record_payment(conn: Connection, clock: Clock, invoice_id: str, *, method: s
         "amount_minor": amount_minor, "refunded_minor": 0, "currency": currency,
         "card_token": card.get("token"), "card_brand": card.get("brand"),
         "card_last4": card.get("last4"), "card_exp_month": card.get("exp_month"),
-        "card_exp_year": card.get("exp_year"), "reference": reference, "seller_id": inv["seller_id"],
+        "card_exp_year": card.get("exp_year"), "reference": reference, "gateway": gateway,
+        "seller_id": inv["seller_id"],
         "wallet_id": wallet["id"] if wallet else None, "captured_at": now})
     if wallet is not None:
         store_credit.spend(conn, wallet=wallet, amount_minor=amount_minor, at=now,
@@ -91,6 +96,20 @@ def _validate_method(method: str, card: dict | None, reference: str | None) -> N
         _validate_card(card or {})
     elif card:
         raise ValidationFailed("card details are only allowed with method 'card'")
+
+
+GATEWAY_NAMES = ("sandbox", "stripe")
+
+
+def _validate_gateway(method: str, gateway: str | None, reference: str | None) -> None:
+    if gateway is None:
+        return
+    if gateway not in GATEWAY_NAMES:
+        raise ValidationFailed(f"gateway must be one of {', '.join(GATEWAY_NAMES)}")
+    if method != "card":
+        raise ValidationFailed("only card payments are captured through a gateway")
+    if not reference:
+        raise ValidationFailed("a gateway payment needs reference (the gateway's payment id)")
 
 
 def _validate_card(card: dict) -> None:

@@ -128,6 +128,8 @@ class RefundSummaryOut(Out):
     due_at: datetime | None
     created_at: datetime
     settled_at: datetime | None
+    #: The refund this one replaces after its gateway refund failed (a fallback).
+    fallback_of: str | None = None
 
 
 class RefundEventOut(Out):

@@ -51,7 +51,7 @@ _reserve_lines = (update(invoice_lines).where(invoice_lines.c.id == bindparam("b
 _reserve_payments = (update(payments).where(payments.c.id == bindparam("b_id"))
                      .values(refunded_minor=payments.c.refunded_minor + bindparam("b_amount")))
 _select_tenders = (select(payments.c.id, payments.c.method, payments.c.amount_minor,
-                          payments.c.refunded_minor)
+                          payments.c.refunded_minor, payments.c.gateway, payments.c.reference)
                    .where(payments.c.invoice_id == bindparam("invoice_id"))
                    .order_by(payments.c.captured_at, payments.c.id))
 
@@ -68,18 +68,21 @@ def _state(conn: Connection, inv: dict, currency: str | None):
         refunded_quantity=ln["refunded_quantity"],
         refunded_gross_minor=ln["refunded_gross_minor"],
         refunded_tax_minor=ln["refunded_tax_minor"]) for ln in load_lines(conn, inv["id"])]
-    tenders = [domain.TenderState(r.id, r.method, r.amount_minor, r.refunded_minor)
-               for r in conn.execute(_select_tenders, {"invoice_id": inv["id"]})]
-    return lines, tenders
+    rows = conn.execute(_select_tenders, {"invoice_id": inv["id"]}).all()
+    tenders = [domain.TenderState(r.id, r.method, r.amount_minor, r.refunded_minor) for r in rows]
+    routes = {r.id: {"gateway": r.gateway, "reference": r.reference} for r in rows}
+    return lines, tenders, routes
 
 
 def _evaluate(conn: Connection, inv: dict, req: domain.RefundRequest, currency: str | None,
-              actor: Actor, now: datetime) -> tuple[domain.RefundCalculation, Decision]:
-    """The calculator and the policy together: what the preview shows and create writes."""
-    lines, tenders = _state(conn, inv, currency)
+              actor: Actor, now: datetime
+              ) -> tuple[domain.RefundCalculation, Decision, dict[str, dict]]:
+    """The calculator and the policy together: what the preview shows and create writes (and,
+    per payment, the gateway that can refund it)."""
+    lines, tenders, routes = _state(conn, inv, currency)
     calc = domain.calculate(inv["currency"], lines, tenders, req)
     decision = decide(conn, inv=inv, calc=calc, req=req, actor=actor, now=now)
-    return domain.apply_fee(calc, decision.fee_minor, tenders), decision
+    return domain.apply_fee(calc, decision.fee_minor, tenders), decision, routes
 
 
 def preview_refund(conn: Connection, invoice_id: str, req: domain.RefundRequest,
@@ -93,7 +96,7 @@ def preview_refund(conn: Connection, invoice_id: str, req: domain.RefundRequest,
     if row is None:
         raise NotFound(f"invoice {invoice_id} not found")
     inv = dict(row._mapping)
-    calc, decision = _evaluate(conn, inv, req, currency, actor, now or _now())
+    calc, decision, _routes = _evaluate(conn, inv, req, currency, actor, now or _now())
     return _calculation_view(inv, req, calc, decision)
 
 
@@ -108,22 +111,59 @@ def create_refund(conn: Connection, clock: Clock, invoice_id: str, req: domain.R
     domain.validate_request(req)
     inv = lock_invoice(conn, invoice_id, seller_id)
     now = clock.now()
-    calc, decision = _evaluate(conn, inv, req, currency, actor, now)
+    calc, decision, routes = _evaluate(conn, inv, req, currency, actor, now)
     if decision.outcome == "deny":
         raise RefundDenied(_denial_text(decision), decision=decision.to_json())
     refund, lines, tenders = _rows(new_id("refund"), inv, req, calc, decision, actor, now)
+    for t in tenders:
+        t.update(routes[t["payment_id"]])
     trail = Trail(refund, inv, now)
     trail.move("requested", actor, req.note)
     if decision.outcome == "needs_approval":
         trail.move("pending_approval", actor, _denial_text(decision))
     else:
-        approve_and_settle_moves(trail, actor, comment="approved by policy")
+        approve_and_settle_moves(trail, actor, tenders, comment="approved by policy")
     # The refund row is written once, in its final status; its history is in the trail.
     _insert(conn, refund, lines, tenders)
     entries = [] if decision.outcome == "needs_approval" else \
         money_moves(conn, refund, tenders, inv, trail)
     trail.flush(conn, entries)
     return {**refund, "lines": lines, "tenders": _tender_views(tenders), "events": trail.events}
+
+
+def record_decided_refund(conn: Connection, now: datetime, invoice_id: str,
+                          req: domain.RefundRequest, *, actor: Actor, decision: Decision,
+                          payment_id: str | None = None, destination: str | None = None,
+                          settle: bool) -> dict:
+    """Write a refund whose decision was taken elsewhere, without asking the policy: a refund
+    made at the gateway (its dashboard), or the fallback of a refund the gateway failed.
+
+    It is approved at once (by ``actor``) and moves to ``processing`` with its approval entry;
+    ``settle`` pays it out now (store credit, manual payout). ``payment_id`` limits the tenders
+    to one payment; ``destination`` overrides where the tenders' money goes."""
+    inv = lock_invoice(conn, invoice_id)
+    lines, tenders, routes = _state(conn, inv, None)
+    if payment_id is not None:
+        tenders = [t for t in tenders if t.payment_id == payment_id]
+    calc = domain.apply_fee(domain.calculate(inv["currency"], lines, tenders, req),
+                            decision.fee_minor, tenders)
+    refund, line_rows, tender_rows = _rows(new_id("refund"), inv, req, calc, decision, actor, now)
+    for t in tender_rows:
+        t.update(routes[t["payment_id"]])
+        if destination is not None:
+            t["destination"] = destination
+    trail = Trail(refund, inv, now)
+    trail.move("requested", actor, req.note)
+    trail.move("approved", actor, _denial_text(decision), approved_by=actor.id)
+    trail.move("processing", SYSTEM)
+    if settle:
+        trail.move("succeeded", SYSTEM, settled_at=now)
+    _insert(conn, refund, line_rows, tender_rows)
+    entries = settlement.approval_entry(refund, inv)
+    if settle:
+        entries += settle_now(conn, refund, tender_rows, inv, trail)
+    trail.flush(conn, entries)
+    return refund
 
 
 class Trail:
@@ -169,20 +209,34 @@ def save_status(conn: Connection, refund: dict) -> None:
         settled_at=refund["settled_at"]))
 
 
-def approve_and_settle_moves(trail: Trail, actor: Actor, *, comment: str | None = None) -> None:
-    """requested or pending_approval → approved → processing → succeeded. Settlement is
-    synchronous for now (see ``settlement``); ``money_moves`` does the money part."""
+def approve_and_settle_moves(trail: Trail, actor: Actor, tenders: list[dict], *,
+                             comment: str | None = None) -> None:
+    """requested or pending_approval → approved → processing, then → succeeded at once unless
+    part of the money goes back through a payment gateway: such a refund stays ``processing``
+    until the gateway confirms (``payback.gateways.flow``). ``money_moves`` does the money."""
     trail.move("approved", actor, comment, approved_by=actor.id)
     trail.move("processing", SYSTEM)
-    trail.move("succeeded", SYSTEM, settled_at=trail.now)
+    if not settlement.gateway_tenders(trail.refund, tenders):
+        trail.move("succeeded", SYSTEM, settled_at=trail.now)
 
 
 def money_moves(conn: Connection, refund: dict, tenders: list[dict], inv: dict,
                 trail: Trail) -> list:
-    """Credit wallets now, issue the refund's credit note; return the journal entries of
-    approval and settlement."""
-    entries = settlement.approval_entry(refund, inv) + settlement.settle(
-        conn, refund, tenders, inv, trail.now, trail.outbox)
+    """Return the journal entries of approval and, when the refund succeeded now, of settlement
+    (crediting wallets and issuing the credit note). A refund waiting for its gateway gets its
+    gateway intents instead, committed with it, before any gateway is called."""
+    entries = settlement.approval_entry(refund, inv)
+    if refund["status"] == "processing":
+        from payback.gateways.flow import open_intents
+        open_intents(conn, refund, settlement.gateway_tenders(refund, tenders), inv, trail)
+        return entries
+    return entries + settle_now(conn, refund, tenders, inv, trail)
+
+
+def settle_now(conn: Connection, refund: dict, tenders: list[dict], inv: dict,
+               trail: Trail) -> list:
+    """Pay the refund out (wallet credits, journal entry) and issue its credit note."""
+    entries = settlement.settle(conn, refund, tenders, inv, trail.now, trail.outbox)
     credit_notes.issue_for_refund(conn, refund, tenders, inv, trail.now, trail.outbox)
     return entries
 
@@ -228,9 +282,14 @@ def _insert(conn: Connection, refund: dict, lines: list, tenders: list) -> None:
 
 
 def _event(refund: dict) -> dict:
-    return {"id": refund["id"], "invoice_id": refund["invoice_id"],
-            "amount_minor": refund["amount_minor"], "currency": refund["currency"],
-            "method": refund["method"], "status": refund["status"]}
+    event = {"id": refund["id"], "invoice_id": refund["invoice_id"],
+             "amount_minor": refund["amount_minor"], "currency": refund["currency"],
+             "method": refund["method"], "status": refund["status"]}
+    # A failed refund says why and what the customer can be offered instead.
+    for extra in ("failure_reason", "fallback"):
+        if refund.get(extra) is not None:
+            event[extra] = refund[extra]
+    return event
 
 
 def _tender_views(tenders: list[dict]) -> list[dict]:
@@ -273,7 +332,8 @@ def load_for_update(conn: Connection, refund_id: str, seller_id: str | None) -> 
 
 def load_tenders(conn: Connection, refund_id: str) -> list[dict]:
     q = (select(refund_tenders.c.payment_id, payments.c.method.label("payment_method"),
-                refund_tenders.c.destination, refund_tenders.c.amount_minor)
+                refund_tenders.c.destination, refund_tenders.c.amount_minor, payments.c.gateway,
+                payments.c.reference)
          .join(payments, payments.c.id == refund_tenders.c.payment_id)
          .where(refund_tenders.c.refund_id == refund_id).order_by(refund_tenders.c.id))
     return [dict(r._mapping) for r in conn.execute(q)]

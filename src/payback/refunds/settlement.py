@@ -14,8 +14,11 @@ statements) and add their outbox events to the refund's ``Trail``.
   back: the guard counters on invoice lines and payments are decremented, so the amount is
   refundable again.
 
-Settlement seam: original-payment refunds settle synchronously here for now. The gateway issue
-turns ``settle_to_original_payment`` into an outbox job run after commit.
+Gateway refunds: a card tender whose payment was captured through a connected gateway
+(``payments.gateway``) is paid back by that gateway, after commit, by the worker
+(``payback.gateways.flow``). Such a refund stays ``processing`` with only its approval entry
+posted; ``settle`` runs when the gateway confirms, and a failure reverses the approval entry
+(``reverse_approval``) and releases the reservation.
 """
 
 from __future__ import annotations
@@ -45,6 +48,15 @@ _release_payments = (update(payments).where(payments.c.id == bindparam("b_id"))
                      .values(refunded_minor=payments.c.refunded_minor - bindparam("b_amount")))
 
 
+def gateway_tenders(refund: dict, tenders: list[dict]) -> list[dict]:
+    """The tenders a payment gateway must pay back: card payments captured through a gateway,
+    refunded to the original payment."""
+    if refund["method"] != "original_payment":
+        return []
+    return [t for t in tenders if t["destination"] == "original_payment"
+            and t["payment_method"] == "card" and t.get("gateway")]
+
+
 def approval_entry(refund: dict, inv: dict) -> list[ledger.Entry]:
     """The journal entry that makes an original-payment refund owed (store credit refunds are
     booked when the wallet is credited, in ``settle``)."""
@@ -60,7 +72,8 @@ def approval_entry(refund: dict, inv: dict) -> list[ledger.Entry]:
 
 
 def reverse_approval(conn: Connection, refund: dict, inv: dict, at: datetime) -> None:
-    """Undo ``post_approval`` when an approved refund is canceled before any money moved."""
+    """Undo the approval entry when an approved refund is canceled before any money moved, or
+    when its gateway refund failed."""
     if refund["method"] != "original_payment":
         return
     cur = refund["currency"]
@@ -97,16 +110,22 @@ def _settle_to_store_credit(conn: Connection, refund: dict, inv: dict, at: datet
 
 def settle_to_original_payment(conn: Connection, refund: dict, tenders: list[dict], inv: dict,
                                at: datetime, outbox: list[dict]) -> list[ledger.Entry]:
-    """Pay each tender back: Dr refunds payable, Cr the account the payment went into."""
+    """Pay each tender back: Dr refunds payable, Cr the account the payment went into (a manual
+    payout leaves from the bank account, whatever the payment was)."""
     cur = refund["currency"]
     to_wallet = sum(t["amount_minor"] for t in tenders if t["destination"] == "store_credit")
     if to_wallet:
         _grant(conn, refund, inv, to_wallet, at, outbox)
     return [ledger.entry("refund.paid", refund["id"], [
         ledger.debit(ledger.REFUNDS_PAYABLE, cur, refund["amount_minor"]),
-        *[ledger.credit(DEBIT_ACCOUNT[t["payment_method"]], cur, t["amount_minor"])
-          for t in tenders],
+        *[ledger.credit(_paid_from(t), cur, t["amount_minor"]) for t in tenders],
     ], memo=f"Refund {refund['id']} paid out")]
+
+
+def _paid_from(tender: dict) -> str:
+    if tender["destination"] == "manual_payout":
+        return ledger.CASH
+    return DEBIT_ACCOUNT[tender["payment_method"]]
 
 
 def _grant(conn: Connection, refund: dict, inv: dict, amount: int, at: datetime,

@@ -22,6 +22,9 @@ webhook_endpoints = Table(
     Column("url", String(2000), nullable=False),
     Column("description", String(200), nullable=True),
     Column("secret", String(100), nullable=False),
+    #: After a rotation the previous secret also signs deliveries until ``previous_secret_until``.
+    Column("previous_secret", String(100), nullable=True),
+    Column("previous_secret_until", UtcDateTime, nullable=True),
     #: Event types (exact, or a prefix ending in ``.*``; ``*`` for all).
     Column("event_types", JSON, nullable=False),
     Column("enabled", Boolean, nullable=False, server_default="1"),
