@@ -332,8 +332,22 @@ def test_a_card_refund_the_gateway_fails_shows_the_failure_and_the_next_steps(
     assert live.mailbox.subjects()[-1] == (
         f"We could not pay out your refund for invoice {inv['number']}")
     # The reservation is released: the whole amount can be refunded again (the fallback).
+    expect(page.get_by_role("button", name="Refund as store credit")).to_have_count(0)
     page.get_by_role("link", name=inv["number"]).click()
     expect(page.locator("#invoice-refundable")).to_have_text("€184.50")
+
+    # An approver offers the fallback the policy allows: store credit, with one click.
+    page.get_by_role("button", name="Log out").click()
+    page.goto(f"{live.url}/console/refunds/{refund_id}")
+    _log_in(page, staff["approver"]["email"])
+    expect(page.get_by_role("heading", name="Pay another way")).to_be_visible()
+    page.get_by_role("button", name="Refund as store credit").click()
+    expect(page.locator("#refund-status")).to_have_text("Paid")
+    rows = _refund_rows(live.engine)
+    assert sorted((r.status, r.method) for r in rows) == [
+        ("failed", "original_payment"), ("succeeded", "store_credit")]
+    page.goto(f"{live.url}/console/refunds/{refund_id}")
+    expect(page.get_by_role("heading", name="Pay another way")).to_have_count(0)
 
 
 def test_the_staff_guide_shows_the_screenshots_this_module_takes():

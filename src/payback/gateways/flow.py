@@ -405,4 +405,23 @@ def fallback_refund(conn: Connection, clock: Clock, refund_id: str, *, method: s
     if failed["status"] != "failed":
         raise Conflict(f"refund {refund_id} is {failed['status']}; only a failed refund has a "
                        "fallback")
+    existing = _fallback_of(conn, refund_id)
+    if existing:
+        raise Conflict(f"refund {refund_id} already has its fallback: {existing}",
+                       fallback_refund_id=existing)
     return make_fallback_refund(conn, clock, failed, method=method, actor=actor)
+
+
+def _fallback_of(conn: Connection, refund_id: str) -> str | None:
+    from payback.refunds.tables import refunds
+    return conn.execute(select(refunds.c.id).where(refunds.c.fallback_of == refund_id)).scalar()
+
+
+def fallback_state(conn: Connection, refund: dict, inv: dict) -> dict:
+    """For a refund page: the fallbacks still on offer after a gateway failure, and the
+    fallback refund once made."""
+    made = _fallback_of(conn, refund["id"])
+    failed_at_gateway = refund["status"] == "failed" and bool(intents_of(conn, refund["id"]))
+    return {"fallback_refund_id": made,
+            "fallback_options": fallback_options(conn, refund, inv)
+            if failed_at_gateway and not made else []}

@@ -28,6 +28,7 @@ CONSOLE_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/console/refunds/{refund_id}/approve"): "refunds:approve",
     ("POST", "/console/refunds/{refund_id}/reject"): "refunds:approve",
     ("POST", "/console/refunds/{refund_id}/cancel"): "refunds:cancel",
+    ("POST", "/console/refunds/{refund_id}/fallback"): "refunds:approve",
     ("GET", "/console/approvals"): "refunds:approve",
     ("GET", "/console/customers"): "customers:read",
     ("GET", "/console/customers/{customer_id}"): "customers:read",

@@ -19,6 +19,7 @@ from payback.access.tables import staff_users
 from payback.credit_notes import service as credit_notes
 from payback.customers import service as customers_service
 from payback.customers.tables import customers
+from payback.gateways import flow as gateway_flow
 from payback.gateways.tables import gateway_intents
 from payback.invoicing import service as invoicing
 from payback.invoicing.tables import invoices
@@ -201,6 +202,7 @@ def refund_bundle(conn: Connection, refund_id: str, seller_id: str) -> dict:
         "line_names": {lid: ln["description"] for lid, ln in lines.items()},
         "timeline": timeline(refund, messages, names),
         "intents": intents_for(conn, refund_id),
+        **gateway_flow.fallback_state(conn, refund, inv),
     }
 
 

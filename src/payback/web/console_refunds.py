@@ -22,6 +22,7 @@ from payback.access.errors import RateLimited
 from payback.api import idempotency
 from payback.api.auth import refund_limiter
 from payback.approvals import service as approvals
+from payback.gateways import flow as gateway_flow
 from payback.errors import DomainError, ValidationFailed
 from payback.invoicing.service import get_invoice
 from payback.policies.service import active_policy
@@ -176,7 +177,19 @@ async def _refund_page(ctx: Console, refund_id: str, *, error: str | None = None
     return ctx.page("refund.html", status=status, title=f"Refund {refund_id}", **bundle,
                     error=error, comment=comment,
                     may_decide="approved" in nxt and ctx.can("refunds:approve"),
-                    may_cancel=current in lifecycle.RELEASABLE and ctx.can("refunds:cancel"))
+                    may_cancel=current in lifecycle.RELEASABLE and ctx.can("refunds:cancel"),
+                    fallbacks=_fallbacks(ctx, bundle))
+
+
+def _fallbacks(ctx: Console, bundle: dict) -> list[str]:
+    """The fallbacks offered after the gateway failed this refund (its refund.failed event
+    names them), when the user may decide them; none once a fallback refund exists."""
+    refund = bundle["refund"]
+    if refund["status"] != "failed" or not ctx.can("refunds:approve"):
+        return []
+    if bundle.get("fallback_refund_id"):
+        return []
+    return list(bundle.get("fallback_options") or ())
 
 
 @router.get("/refunds/{refund_id}", name="console_refund")
@@ -226,3 +239,22 @@ async def cancel(refund_id: str, ctx: Console = Depends(console)) -> Response:
                                        comment=parse_comment(ctx.form, required=False),
                                        seller_id=ctx.user.seller_id)
     return await _decide(ctx, refund_id, "refund.cancel", call, "refund_canceled")
+
+
+@router.post("/refunds/{refund_id}/fallback", name="console_fallback_refund")
+async def fallback(refund_id: str, ctx: Console = Depends(console)) -> Response:
+    """After a gateway failure: pay by store credit or a manual payout (same service as the
+    API's POST /v1/refunds/{id}/fallback)."""
+    method = ctx.form.get("method", "")
+    created: dict = {}
+
+    def call(conn):
+        created.update(gateway_flow.fallback_refund(conn, ctx.clock, refund_id, method=method,
+                                                    actor=ctx.actor,
+                                                    seller_id=ctx.user.seller_id))
+        return created
+    try:
+        await ctx.write("refund.fallback", "refund", refund_id, call)
+    except DomainError as err:
+        return await _refund_page(ctx, refund_id, error=_message(err), status=err.status)
+    return redirect(f"/console/refunds/{created['id']}", flash="refund_created")
