@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     #: Staff console session lifetime (idle sessions end sooner: ``session_idle_minutes``).
     session_hours: int = Field(default=12, ge=1)
     session_idle_minutes: int = Field(default=60, ge=1)
+    #: Console login attempts admitted per e-mail address and per client address in a sliding
+    #: window (same format as ``refund_rate_limit``; counted per server process).
+    login_rate_limit: str = "10/15 minutes"
 
     # --- customer e-mail (SMTP) -----------------------------------------------------------
     smtp_host: str = "127.0.0.1"
@@ -78,7 +81,7 @@ class Settings(BaseSettings):
     reconcile_interval_hours: int = Field(default=6, ge=0)
     reconcile_lookback_hours: int = Field(default=48, ge=1)
 
-    @field_validator("refund_rate_limit")
+    @field_validator("refund_rate_limit", "login_rate_limit")
     @classmethod
     def _rate_is_valid(cls, value: str) -> str:
         from payback.access.ratelimit import parse_rate

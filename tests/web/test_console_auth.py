@@ -178,3 +178,19 @@ def test_cookies_are_secure_when_the_console_is_served_over_https(engine, db_url
         cookie = next(h for h in response.headers.get_list("set-cookie")
                       if h.startswith("payback_session="))
         assert "secure" in cookie.lower()
+
+
+def test_login_attempts_are_throttled_per_email_then_the_window_passes(engine, anon, make_user,
+                                                                      clock):
+    """Ten attempts per e-mail (and per client) in 15 minutes; the eleventh is refused with 429
+    without checking the password, even when it is right, and audited."""
+    user = make_user("agent")
+    for n in range(10):
+        assert login(anon, user.email, f"guess {n}").status_code == 401
+    blocked = login(anon, user.email, PASSWORD)
+    assert blocked.status_code == 429
+    assert "Too many login attempts" in blocked.text
+    assert _sessions(engine) == []
+    assert _audit(engine, "session.create")[-1].summary["reason"] == "rate_limited"
+    clock.advance(minutes=16)
+    assert login(anon, user.email, PASSWORD).status_code == 303

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from payback import db
 from payback.access import service as access
 from payback.access.errors import Unauthenticated
+from payback.access.ratelimit import SlidingWindowLimiter
 from payback.audit import service as audit
 from payback.web import sessions
 from payback.web.console_base import (
@@ -65,6 +66,12 @@ async def login(request: Request) -> Response:
         await run_in_threadpool(_audit_failure, request, email, "login_token_invalid")
         return error_page(request, 403, "This login form has expired",
                           "Open the login page again and log in from there.")
+    wait = _throttled(request, email)
+    if wait is not None:
+        await run_in_threadpool(_audit_failure, request, email, "rate_limited")
+        minutes = max(1, -(-wait // 60))
+        return error_page(request, 429, "Too many login attempts",
+                          f"Wait {minutes} minute{'s' if minutes > 1 else ''}, then try again.")
     try:
         token, _user = await run_in_threadpool(_authenticate, request, email, password)
     except Unauthenticated as err:
@@ -77,6 +84,20 @@ async def login(request: Request) -> Response:
                         **sessions.cookie_options(settings))
     response.delete_cookie(sessions.LOGIN_COOKIE, path="/console/login")
     return response
+
+
+def _throttled(request: Request, email: str) -> int | None:
+    """Seconds to wait when this e-mail address or this client has tried to log in too often
+    (a brake on password guessing beside Argon2's cost), else None."""
+    app = request.app
+    limiter = getattr(app.state, "login_limiter", None)
+    if limiter is None:
+        limiter = SlidingWindowLimiter.from_rate(app.state.settings.login_rate_limit,
+                                                 app.state.clock)
+        app.state.login_limiter = limiter
+    waits = [w for w in (limiter.hit(f"email:{email.lower()}"),
+                         limiter.hit(f"ip:{client_ip(request)}")) if w is not None]
+    return max(waits) if waits else None
 
 
 def _authenticate(request: Request, email: str, password: str):
