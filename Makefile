@@ -36,6 +36,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/refunds.py
+	$(BIN)/python bench/gateway.py
 
 # uv is a tool, not a dependency of Payback, so it is not in the lock file itself.
 lock: install

@@ -21,6 +21,8 @@ first few kilobytes of a response are read.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,11 +170,28 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_seconds: int) -
     answer. Any failure to get an answer (timeout, refused connection, TLS) is an ``error``."""
     started = time.monotonic_ns()
     try:
-        with httpx.Client(timeout=timeout_seconds, follow_redirects=False) as client, \
-                client.stream("POST", url, content=body, headers=headers) as resp:
+        with _client().stream("POST", url, content=body, headers=headers,
+                              timeout=timeout_seconds) as resp:
             return Answer(resp.status_code, _elapsed_ms(started), _excerpt(resp))
     except Exception as exc:  # noqa: BLE001 - every way a POST can fail is a failed attempt
         return Answer(None, _elapsed_ms(started), error=describe_error(exc))
+
+
+_clients: dict[int, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _client() -> httpx.Client:
+    """One client per process, shared by the worker's threads (httpx clients are thread-safe):
+    building one loads the CA bundle, which cost more than the delivery itself. Keyed by pid so
+    a forked process never reuses its parent's connections."""
+    pid = os.getpid()
+    client = _clients.get(pid)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(pid) or httpx.Client(follow_redirects=False)
+            _clients[pid] = client
+    return client
 
 
 def _excerpt(resp: httpx.Response) -> str:
