@@ -97,15 +97,20 @@ def _lazy(settings: Settings | None) -> Callable[[], Settings]:
 def queue_for_event(conn: Connection, event: dict, settings: Settings) -> str | None:
     """Queue the e-mail a refund event deserves, in the event's transaction; return the
     notification id, or None when there is nothing to send (or it was queued already)."""
-    if event["topic"] not in TOPICS or _already_queued(conn, event["id"]):
+    if event["topic"] not in TOPICS:
         return None
-    refund = _row(conn, refunds, event["object_id"])
-    if refund is None:
+    # First the cheapest question: does the refund's customer have an address at all?
+    found = conn.execute(select(refunds, customers.c.email.label("customer_email"))
+                         .join(customers, customers.c.id == refunds.c.customer_id)
+                         .where(refunds.c.id == event["object_id"])).first()
+    if found is None or not (found.customer_email or "").strip() \
+            or _already_queued(conn, event["id"]):
         return None
+    refund = {c.name: found._mapping[c.name] for c in refunds.columns}
     steps = _steps(conn, refund["id"])
     kind = domain.kind_for(event["topic"], steps)
     customer = _row(conn, customers, refund["customer_id"])
-    if kind is None or customer is None or not (customer["email"] or "").strip():
+    if kind is None or customer is None:
         return None
     inv = _row(conn, invoices, refund["invoice_id"])
     at = event["created_at"]
