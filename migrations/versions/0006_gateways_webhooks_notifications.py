@@ -194,7 +194,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('refunds', schema=None) as batch_op:
         batch_op.add_column(sa.Column('fallback_of', sa.String(length=40), nullable=True))
-        batch_op.create_index(batch_op.f('ix_refunds_fallback_of'), ['fallback_of'], unique=False)
+        batch_op.create_index(batch_op.f('ix_refunds_fallback_of'), ['fallback_of'], unique=True)
         batch_op.create_foreign_key(batch_op.f('fk_refunds_fallback_of_refunds'), 'refunds', ['fallback_of'], ['id'])
 
     # ### end Alembic commands ###

@@ -67,8 +67,9 @@ class Settings(BaseSettings):
     #: plays a remote system). Unset: ``<name>-sandbox.db`` beside a SQLite database; on
     #: PostgreSQL the same database (the sandbox's tables are named ``sandbox_*``).
     sandbox_database_url: str | None = None
-    #: Signs the sandbox's webhooks (``Sandbox-Signature``); Payback verifies with it.
-    sandbox_webhook_secret: str = "whsec_sandbox_local_only"
+    #: Signs the sandbox's webhooks (``Sandbox-Signature``); Payback verifies with it. Unset:
+    #: derived from the secret key, so it is never a published value.
+    sandbox_webhook_secret: str | None = None
     #: The sandbox's behaviour, e.g. ``latency_ms=50,timeout_percent=5,error_percent=5``.
     sandbox_behaviour: str = ""
     #: Stripe: secret API key, webhook signing secrets (comma-separated during rotation) and

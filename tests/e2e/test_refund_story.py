@@ -262,7 +262,7 @@ def sandbox(live, tmp_path):
     from payback.gateways.sandbox import SandboxGateway
 
     gateway = SandboxGateway(f"sqlite:///{tmp_path / 'sandbox.db'}",
-                             webhook_secret=live.settings.sandbox_webhook_secret,
+                             webhook_secret=registry.sandbox_webhook_secret(live.settings),
                              clock=live.clock, seed=7, sleep=lambda _s: None)
     registry.install(gateway)
     yield gateway

@@ -466,3 +466,17 @@ def test_an_unexpected_failure_is_a_plain_500_page(monkeypatch, shop, browser):
     assert resp.status_code == 500 and resp.headers["content-type"].startswith("text/html")
     assert "Something went wrong" in resp.text
     assert "database on fire" not in resp.text and "Traceback" not in resp.text
+
+
+def test_staff_notes_stay_internal_and_the_customers_own_words_are_shown(engine, clock, shop,
+                                                                         browser):
+    with db.write(engine) as conn:
+        staff = refunds.create_refund(conn, clock, shop["invoice"]["id"], RefundRequest(
+            kind="lines", method="original_payment", reason="duplicate",
+            lines=(LineRequest(shop["lines"]["Socks"], 1),),
+            note="Internal: customer was rude on the phone"), actor=ADMIN)
+    page = browser.get(f"{shop['url']}/refunds/{staff['id']}")
+    assert page.status_code == 200
+    assert "customer was rude" not in page.text and "Your message" not in page.text
+    receipt, _form = confirm(browser, shop, ask(browser, shop, jackets=1, note="Too small, sorry"))
+    assert "Too small, sorry" in receipt.text

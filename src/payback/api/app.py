@@ -23,6 +23,7 @@ from payback.documents.router import router as documents
 from payback.db import make_engine
 from payback.errors import DomainError
 from payback.exports.router import router as exports
+from payback.gateways import registry as gateway_registry
 from payback.gateways.router import router as gateways
 from payback.gateways.router import webhook_router as gateway_webhooks
 from payback.invoicing.router import router as invoices
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None, *, engine=None,
     app.state.settings = settings
     app.state.engine = engine if engine is not None else make_engine(settings.database_url)
     app.state.clock = clock or SystemClock()
+    # Inbound gateway webhooks need the gateways; they are built on first use.
+    gateway_registry.configure_lazily(settings)
     app.state.on_refused = auditing.on_refused
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")

@@ -66,6 +66,10 @@ METADATA_INTENT_ID = "payback_intent_id"
 _I = gateway_intents.c
 
 
+class FallbackNotOffered(DomainError):
+    code, status, title = "fallback_not_offered", 422, "This fallback is not offered"
+
+
 class WebhookNotReady(DomainError):
     """The webhook names a Payback refund this database cannot see yet (its transaction has not
     committed): the gateway is asked to send it again later, and nothing is recorded."""
@@ -290,19 +294,25 @@ def _finish_if_final(conn: Connection, refund: dict, inv: dict, gateway: str,
     reason = failed[0]["failure_reason"] or FailureReason.UNKNOWN.value
     settlement.reverse_approval(conn, refund, inv, now)
     settlement.release(conn, refund["id"])
+    asked = any(i["origin"] == "payback" for i in intents)
     trail.move("failed", actor, f"{gateway} refund {failed[0]['status']}: {reason}",
-               failure_reason=reason, fallback=fallback_options(conn, refund, inv))
+               failure_reason=reason,
+               fallback=fallback_options(conn, refund, inv) if asked else [])
     save_status(conn, refund)
     trail.flush(conn, [])
 
 
 def fallback_options(conn: Connection, refund: dict, inv: dict) -> list[str]:
     """What the customer can be offered when the gateway could not pay: store credit when the
-    seller's policy allows store credit at all (where the law requires it, only with the
-    customer's consent), and a manual payout (bank transfer) always."""
+    seller's policy allows store credit for this refund's reason (where the law requires it,
+    only with the customer's consent), and a manual payout (bank transfer) always."""
+    from payback.policies.evaluate import FAULT_REASONS
+
     policy = active_policy(conn, inv["seller_id"])
-    offers_credit = policy is None or policy.method_rule != "original_only"
-    return (["store_credit"] if offers_credit else []) + ["manual_payout"]
+    rule = None if policy is None else (
+        policy.effective_fault_method_rule if refund["reason"] in FAULT_REASONS
+        else policy.method_rule)
+    return (["store_credit"] if rule != "original_only" else []) + ["manual_payout"]
 
 
 # ------------------------------------------------------------------------------- 6. webhooks in
@@ -401,7 +411,8 @@ def fallback_refund(conn: Connection, clock: Clock, refund_id: str, *, method: s
     ``manual_payout`` (the money is sent by bank transfer outside Payback and recorded here)."""
     from payback.gateways.external import make_fallback_refund
 
-    failed = get_refund(conn, refund_id, seller_id)
+    _refund, inv = load_for_update(conn, refund_id, seller_id)  # serialises two fallbacks
+    failed = get_refund(conn, refund_id)
     if failed["status"] != "failed":
         raise Conflict(f"refund {refund_id} is {failed['status']}; only a failed refund has a "
                        "fallback")
@@ -409,6 +420,12 @@ def fallback_refund(conn: Connection, clock: Clock, refund_id: str, *, method: s
     if existing:
         raise Conflict(f"refund {refund_id} already has its fallback: {existing}",
                        fallback_refund_id=existing)
+    offered = fallback_state(conn, failed, inv)["fallback_options"]
+    if method not in offered:
+        raise FallbackNotOffered(
+            f"{method} is not offered for refund {refund_id}; offered: "
+            f"{', '.join(offered) or 'nothing (it did not fail at the gateway)'}",
+            offered=offered)
     return make_fallback_refund(conn, clock, failed, method=method, actor=actor)
 
 
@@ -421,7 +438,10 @@ def fallback_state(conn: Connection, refund: dict, inv: dict) -> dict:
     """For a refund page: the fallbacks still on offer after a gateway failure, and the
     fallback refund once made."""
     made = _fallback_of(conn, refund["id"])
-    failed_at_gateway = refund["status"] == "failed" and bool(intents_of(conn, refund["id"]))
+    intents = intents_of(conn, refund["id"])
+    # A refund someone attempted in the gateway's dashboard was never asked of Payback: no offer.
+    failed_at_gateway = refund["status"] == "failed" and any(
+        i["origin"] == "payback" for i in intents)
     return {"fallback_refund_id": made,
             "fallback_options": fallback_options(conn, refund, inv)
             if failed_at_gateway and not made else []}

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, and_, insert, or_, select
 
 from payback.clock import Clock
 from payback.db import read, write
@@ -185,8 +185,11 @@ def _unmatched_intent(engine: Engine, clock: Clock, gateway, intent: dict,
 
 def _intents_in_period(engine: Engine, gateway_name: str, period_from: datetime,
                        period_to: datetime) -> list[dict]:
-    q = (select(gateway_intents).where(_I.gateway == gateway_name, _I.created_at >= period_from,
-                                       _I.created_at < period_to)
+    # The period's intents, and every intent not final whatever its age: a refund stuck after
+    # a long outage must not fall out of the window and be forgotten.
+    in_period = and_(_I.created_at >= period_from, _I.created_at < period_to)
+    q = (select(gateway_intents).where(_I.gateway == gateway_name,
+                                       or_(in_period, _I.status.not_in(INTENT_TERMINAL)))
          .order_by(_I.created_at, _I.id))
     with read(engine) as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
@@ -197,8 +200,7 @@ def _partial_failures(engine: Engine, gateway_name: str, period_from: datetime,
     """Processing refunds whose intents are all final but not all succeeded."""
     q = (select(gateway_intents.c.refund_id, gateway_intents.c.status)
          .join(refunds, refunds.c.id == gateway_intents.c.refund_id)
-         .where(_I.gateway == gateway_name, refunds.c.status == "processing",
-                _I.created_at >= period_from, _I.created_at < period_to))
+         .where(_I.gateway == gateway_name, refunds.c.status == "processing"))
     by_refund: dict[str, set[str]] = {}
     with read(engine) as conn:
         for refund_id, status in conn.execute(q):

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 
 from sqlalchemy import make_url
@@ -35,8 +37,25 @@ def uninstall(name: str) -> None:
         _GATEWAYS.pop(name, None)
 
 
+_lazy_settings: Settings | None = None
+
+
+def configure_lazily(settings: Settings) -> None:
+    """Remember ``settings``; the gateways they describe are built on first use (``get``), so
+    an API process that only receives webhooks needs no start-up step and builds nothing it
+    never uses."""
+    global _lazy_settings
+    _lazy_settings = settings
+
+
 def get(name: str) -> Gateway:
     gateway = _GATEWAYS.get(name)
+    if gateway is None and _lazy_settings is not None:
+        with _lock:
+            built = name in _GATEWAYS or name in _builders(_lazy_settings)
+        if built and name not in _GATEWAYS:
+            configure(_lazy_settings)
+        gateway = _GATEWAYS.get(name)
     if gateway is None:
         raise GatewayNotConfigured(
             f"payment gateway {name!r} is not configured in this process "
@@ -63,14 +82,32 @@ def sandbox_database_url(settings: Settings) -> str:
     return settings.database_url
 
 
+def _builders(settings: Settings) -> set[str]:
+    return {"sandbox"} | ({"stripe"} if settings.stripe_api_key else set())
+
+
+def sandbox_webhook_secret(settings: Settings) -> str:
+    """The sandbox's signing secret: the setting, else derived from this installation's secret
+    key — never a value published anywhere, so nobody outside can forge sandbox webhooks."""
+    if settings.sandbox_webhook_secret:
+        return settings.sandbox_webhook_secret
+    from payback.secrets import secret_key
+
+    digest = hmac.new(secret_key(settings).encode(), b"payback.sandbox.webhooks",
+                      hashlib.sha256).hexdigest()
+    return f"whsec_{digest[:40]}"
+
+
 def configure(settings: Settings) -> list[str]:
-    """Build and install the gateways the settings describe; return their names."""
+    """Build and install the gateways the settings describe (those not installed already);
+    return their names."""
     from payback.gateways.sandbox import SandboxBehaviour, SandboxGateway
 
-    install(SandboxGateway(sandbox_database_url(settings),
-                           webhook_secret=settings.sandbox_webhook_secret,
-                           behaviour=SandboxBehaviour.parse(settings.sandbox_behaviour)))
-    if settings.stripe_api_key:
+    if "sandbox" not in _GATEWAYS:
+        install(SandboxGateway(sandbox_database_url(settings),
+                               webhook_secret=sandbox_webhook_secret(settings),
+                               behaviour=SandboxBehaviour.parse(settings.sandbox_behaviour)))
+    if settings.stripe_api_key and "stripe" not in _GATEWAYS:
         from payback.gateways.stripe_adapter import StripeGateway
 
         secrets = [s.strip() for s in settings.stripe_webhook_secrets.split(",") if s.strip()]

@@ -36,7 +36,8 @@ refunds = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("settled_at", UtcDateTime, nullable=True),
     #: A refund made after this one failed at the gateway, to pay the customer another way.
-    Column("fallback_of", String(40), ForeignKey("refunds.id"), nullable=True, index=True),
+    Column("fallback_of", String(40), ForeignKey("refunds.id"), nullable=True, index=True,
+           unique=True),
     CheckConstraint("amount_minor > 0", name="amount_positive"),
     CheckConstraint("net_minor >= 0 AND tax_minor >= 0 AND fee_minor >= 0 AND bonus_minor >= 0",
                     name="parts_non_negative"),

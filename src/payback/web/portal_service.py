@@ -189,7 +189,9 @@ def refund_page(conn: Connection, p: Portal, refund_id: str) -> dict:
                 "quantity": ln["quantity"],
                 "amount": words.money(ln["gross_minor"], r["currency"], p.locale)}
                for ln in r["lines"] if ln["quantity"] or ln["gross_minor"]],
-        note=None if out["is_withdrawal"] else r["note"],
+        # Only the customer's own words: staff notes and system notes stay internal.
+        note=r["note"] if r["requested_by"] == f"customer:{p.customer['id']}"
+        and not out["is_withdrawal"] else None,
         at_iso=r["created_at"].isoformat(), at_utc=words.utc_moment(r["created_at"]),
         at_local=words.moment(r["created_at"], p.locale, p.timezone),
         policy=words.policy_texts(r["decision"] or {}))
