@@ -168,6 +168,20 @@ def intents_for(conn: Connection, refund_id: str) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(q)]
 
 
+def actor_label(actor_id: str, names: dict[str, str]) -> str:
+    """Who did a step, in words: a staff member's name, the customer, a gateway, or Payback
+    itself for the automatic steps."""
+    if actor_id in names:
+        return names[actor_id]
+    if actor_id == "system":
+        return "Payback (automatic)"
+    if actor_id.startswith("gateway:"):
+        return f"Payment gateway ({actor_id.split(':', 1)[1]})"
+    if actor_id.startswith("customer:"):
+        return "The customer"
+    return actor_id
+
+
 def timeline(refund: dict, messages: list[dict], names: dict[str, str]) -> list[dict]:
     """Every status change (in the order the state machine took them) and every message to the
     customer, placed by time among them. A status change never sorts before the one it
@@ -178,7 +192,8 @@ def timeline(refund: dict, messages: list[dict], names: dict[str, str]) -> list[
         latest = e["at"] if latest is None or e["at"] > latest else latest
         items.append({"kind": "event", "at": e["at"], "from_status": e["from_status"],
                       "to_status": e["to_status"], "actor_id": e["actor_id"],
-                      "actor": names.get(e["actor_id"], e["actor_id"]), "role": e["actor_role"],
+                      "actor": actor_label(e["actor_id"], names),
+                      "role": None if e["actor_id"] == "system" else e["actor_role"],
                       "comment": e["comment"], "key": (latest, 0, i)})
     for i, m in enumerate(messages):
         at = m.get("sent_at") or m.get("created_at")
