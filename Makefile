@@ -29,7 +29,7 @@ run: install
 	$(BIN)/payback db upgrade
 	$(BIN)/payback users bootstrap
 	$(BIN)/payback demo --if-empty
-	$(BIN)/payback serve --with-worker
+	$(BIN)/payback serve --with-worker --mail-sink mail
 
 test: install
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

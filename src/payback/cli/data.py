@@ -46,7 +46,12 @@ def serve(host: Annotated[str | None, typer.Option(
           ] = False,
           worker_poll: Annotated[float, typer.Option(
               "--worker-poll", callback=_check_poll,
-              help="Worker poll interval in seconds.")] = 1
+              help="Worker poll interval in seconds.")] = 1,
+          mail_sink: Annotated[str | None, typer.Option(
+              "--mail-sink", help="Development only: accept every e-mail on PAYBACK_SMTP_HOST:"
+                                  "PAYBACK_SMTP_PORT and keep it as an .eml file in this "
+                                  "folder (unless an SMTP server already listens there).")
+          ] = None
           ) -> None:
     """Serve the HTTP API (and its interactive docs at /docs), optionally with the worker."""
     import uvicorn
@@ -62,6 +67,14 @@ def serve(host: Annotated[str | None, typer.Option(
                   soft_wrap=True)
     console.print(f"Database: {_safe_url(settings.database_url)}", highlight=False,
                   soft_wrap=True)
+    if mail_sink:
+        from payback.notifications import mail_sink as sink
+
+        started = sink.start(settings.smtp_host, settings.smtp_port, mail_sink)
+        console.print(f"Customer e-mails: kept in {mail_sink}/ (a local sink on "
+                      f"{settings.smtp_host}:{settings.smtp_port})" if started else
+                      f"Customer e-mails: sent to the SMTP server at {settings.smtp_host}:"
+                      f"{settings.smtp_port}", highlight=False, soft_wrap=True)
     if not with_worker:
         uvicorn.run(create_app(settings), host=host, port=port)
         return
