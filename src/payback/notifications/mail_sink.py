@@ -41,7 +41,7 @@ class _Keep:
 
 def listening(host: str, port: int) -> bool:
     with socket.socket() as s:
-        s.settimeout(0.5)
+        s.settimeout(1)
         return s.connect_ex((host, port)) == 0
 
 
