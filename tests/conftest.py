@@ -26,6 +26,7 @@ from payback.clock import FixedClock
 from payback.db import make_engine
 from payback.db.migrate import upgrade
 from payback.db.schema import metadata
+from tests.ci import skip_or_fail
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 #: Rows seeded by the migrations themselves: kept between tests.
@@ -33,15 +34,6 @@ KEEP_TABLES = frozenset({"accounts", "alembic_version"})
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def _skip_or_fail(reason: str) -> None:
-    """Skip locally, fail in CI (CI=true), so a missing dependency is never a silent pass."""
-    if _in_ci():
-        pytest.fail(f"{reason} (CI=true: failing instead of skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 def _worker_id() -> str:
@@ -136,7 +128,7 @@ def db_url(request) -> str:
         return url
     url, cleaner, error = request.getfixturevalue("_postgres_database")
     if error:
-        _skip_or_fail(error)
+        skip_or_fail(error)
     _empty_postgres(cleaner)
     return url
 
@@ -160,7 +152,7 @@ def shared_data() -> Path:
     """The shared public data folder (``../shared/data`` next to the repository)."""
     path = REPO_ROOT.parent / "shared" / "data"
     if not path.is_dir():
-        _skip_or_fail(f"shared data folder not found at {path}")
+        skip_or_fail(f"shared data folder not found at {path}")
     return path
 
 

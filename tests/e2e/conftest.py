@@ -38,6 +38,7 @@ from payback.notifications import service as notifications
 from payback.outbox.fanout import Subscribers
 from payback.outbox.worker import Registry, drain
 from payback.settings import Settings
+from tests.ci import skip_or_fail
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -52,15 +53,6 @@ PASSWORD = "e2e staff password 7"
 TIMEOUT_MS = 10_000
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def _skip_or_fail(reason: str) -> None:
-    """Skip locally, fail in CI (CI=true), so a missing browser is never a silent pass."""
-    if _in_ci():
-        pytest.fail(f"{reason} (CI=true: failing instead of skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 # ---------------------------------------------------------------------------- the browser
@@ -70,7 +62,7 @@ def _skip_or_fail(reason: str) -> None:
 def browser():
     """One headless Chromium for the whole module; each test opens its own contexts."""
     if not CHROMIUM.exists():
-        _skip_or_fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+        skip_or_fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -44,6 +44,7 @@ from payback.gateways.port import (
 )
 from payback.gateways.sandbox import SandboxBehaviour, SandboxGateway
 from payback.gateways.signatures import REASONS, compute_signature
+from tests.ci import skip_or_fail
 
 SECRET = "whsec_sandbox_test"
 START = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
@@ -54,10 +55,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # ---------------------------------------------------------------------------- databases
 
 
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: failing instead of skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +86,7 @@ def sandbox_url(request, tmp_path):
         return
     url, error = request.getfixturevalue("_postgres_sandbox")
     if error:
-        _skip_or_fail(error)
+        skip_or_fail(error)
     yield url
     engine = make_engine(url)
     sandbox_state.metadata.drop_all(engine)

@@ -98,19 +98,16 @@ def sandbox_pump(once: Annotated[bool, typer.Option(
     """Complete the sandbox's due refunds and POST its webhooks to this server."""
     import threading
 
-    from payback.cli.worker import prepare_jobs, start_sandbox_pump, stop_on_signals
+    from payback.cli.worker import (prepare_jobs, sandbox_sender, start_sandbox_pump,
+                                    stop_on_signals)
     from payback.gateways import registry
 
     settings = Settings()
     prepare_jobs(settings)
     if once:
-        import httpx
-
-        url = f"{settings.public_url.rstrip('/')}/gateways/sandbox/webhooks"
         sandbox = registry.get("sandbox")
         changed = sandbox.advance()
-        sent = sandbox.deliver_webhooks(
-            lambda h, b: httpx.post(url, content=b, headers=h, timeout=10).status_code)
+        sent = sandbox.deliver_webhooks(sandbox_sender(settings))
         typer.echo(f"completed {changed} refunds, sent {sent} webhooks")
         return
     stop = threading.Event()

@@ -79,16 +79,23 @@ def prepare_jobs(settings: Settings) -> None:
             jobs.install()
 
 
-def start_sandbox_pump(settings: Settings, stop: threading.Event,
-                       interval: float = 1) -> threading.Thread:
-    """Play the sandbox gateway's servers: complete its due refunds and POST its webhooks to
-    this server's ``/gateways/sandbox/webhooks`` (as a real gateway would, over HTTP)."""
+def sandbox_sender(settings: Settings):
+    """``send(headers, body) -> status`` that POSTs a sandbox webhook to this server's
+    ``/gateways/sandbox/webhooks``, as a real gateway would, over HTTP."""
+    import httpx
+
     url = f"{settings.public_url.rstrip('/')}/gateways/sandbox/webhooks"
+    client = httpx.Client(timeout=10)
 
     def send(headers: dict[str, str], body: bytes) -> int:
-        import httpx
+        return client.post(url, content=body, headers=headers).status_code
+    return send
 
-        return httpx.post(url, content=body, headers=headers, timeout=10).status_code
+
+def start_sandbox_pump(settings: Settings, stop: threading.Event,
+                       interval: float = 1) -> threading.Thread:
+    """Play the sandbox gateway's servers: complete its due refunds and POST its webhooks."""
+    send = sandbox_sender(settings)
 
     def _run() -> None:
         import logging

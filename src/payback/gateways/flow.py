@@ -53,6 +53,7 @@ from payback.policies.service import active_policy
 from payback.refunds import settlement
 from payback.refunds.service import (Trail, get_refund, load_for_update, load_tenders,
                                      save_status, settle_now)
+from payback.refunds.tables import refunds
 
 SUBMIT_TOPIC = "gateway.refund.submit"
 POLL_TOPIC = "gateway.refund.poll"
@@ -178,11 +179,8 @@ def schedule_poll(conn: Connection, intent_id: str, attempt: int, now: datetime,
                   seller_id: str) -> None:
     if attempt >= len(POLL_DELAYS):
         return
-    event_id = emit(conn, POLL_TOPIC, intent_id, {"intent_id": intent_id, "attempt": attempt},
-                    now, seller_id)
-    from payback.outbox.tables import outbox_events
-    conn.execute(update(outbox_events).where(outbox_events.c.id == event_id)
-                 .values(available_at=now + POLL_DELAYS[attempt]))
+    emit(conn, POLL_TOPIC, intent_id, {"intent_id": intent_id, "attempt": attempt}, now,
+         seller_id, available_at=now + POLL_DELAYS[attempt])
 
 
 def poll(engine: Engine, event: dict, clock: Clock) -> None:
@@ -430,7 +428,6 @@ def fallback_refund(conn: Connection, clock: Clock, refund_id: str, *, method: s
 
 
 def _fallback_of(conn: Connection, refund_id: str) -> str | None:
-    from payback.refunds.tables import refunds
     return conn.execute(select(refunds.c.id).where(refunds.c.fallback_of == refund_id)).scalar()
 
 

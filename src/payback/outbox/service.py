@@ -14,11 +14,12 @@ _insert = insert(outbox_events)
 
 
 def emit(conn: Connection, topic: str, object_id: str, payload: dict, at: datetime,
-         seller_id: str = DEFAULT_SELLER_ID) -> str:
+         seller_id: str = DEFAULT_SELLER_ID, *, available_at: datetime | None = None) -> str:
+    """Write one event; ``available_at`` (default ``at``) delays when the worker may run it."""
     event_id = new_id("outbox")
     conn.execute(_insert, {"id": event_id, "topic": topic, "object_id": object_id,
-                           "payload": payload, "seller_id": seller_id, "status": "pending", "attempts": 0,
-                           "created_at": at, "available_at": at})
+                           "payload": payload, "seller_id": seller_id, "status": "pending",
+                           "attempts": 0, "created_at": at, "available_at": available_at or at})
     return event_id
 
 
